@@ -1,0 +1,298 @@
+"""BAMM's bidirectional autoregressive token transformer (exitudio/BAMM, 'official' body).
+
+Checkpoint-compatible with BAMM's `t2m_transformer` (official_keys.json). Differences from
+MoMask's masked transformer:
+- vocabulary: codes 0..K-1, end_id = K, pad_id = K + 1, mask_id = K + 2 (K + 3 embeddings);
+  the head predicts K + 1 classes (codes and end);
+- the positional encoding is added after the condition token is prepended (it gets pe[0]);
+- hybrid attention: causal, plus every position sees all "known" tokens, and a known
+  position (the condition token is always one) sees only known positions;
+- output i (the condition token's output for i = 0) predicts token i: next-token prediction.
+
+`cond (B, clip_dim)` is the precomputed text feature; all zeros is the unconditional input.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hmu.models.transformer_common import (
+    PAD_INDEX,
+    InputProcess,
+    OutputProcess,
+    PositionalEncoding,
+    accuracy,
+    build_encoder,
+    check_cond,
+    check_ids,
+    check_lengths,
+    classifier_free_guidance,
+    drop_condition,
+    eval_mode,
+    gumbel_sample,
+    init_weights,
+    lengths_to_mask,
+    top_k_filter,
+)
+
+__all__ = ["BAMMTransformer", "hybrid_attention_mask"]
+
+
+def hybrid_attention_mask(known: torch.Tensor) -> torch.Tensor:
+    """Allowed attention (B, L+1, L+1), True = may attend, for [cond, x_0..x_{L-1}].
+
+    known (B, L) bool marks known tokens; the condition token (position 0) is always known.
+    Query rows of unknown positions see the causal prefix and every known column; rows of
+    known positions see only the known columns. known all False gives a causal mask.
+    """
+    known = F.pad(known, (1, 0), value=True)  # (B, S)
+    size = known.shape[1]
+    causal = torch.ones(size, size, dtype=torch.bool, device=known.device).tril()  # (S, S)
+    return (causal & ~known[:, :, None]) | known[:, None, :]
+
+
+class BAMMTransformer(nn.Module):
+    """BAMM's token transformer with training loss and cascaded two-pass generation."""
+
+    def __init__(
+        self,
+        num_tokens: int = 512,
+        code_dim: int = 512,
+        latent_dim: int = 384,
+        ff_size: int = 1024,
+        num_layers: int = 8,
+        num_heads: int = 6,
+        dropout: float = 0.2,
+        clip_dim: int = 512,
+        cond_drop_prob: float = 0.1,
+        max_len: int = 5000,
+    ):
+        super().__init__()
+        self.config = dict(
+            num_tokens=num_tokens,
+            code_dim=code_dim,
+            latent_dim=latent_dim,
+            ff_size=ff_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            dropout=dropout,
+            clip_dim=clip_dim,
+            cond_drop_prob=cond_drop_prob,
+            max_len=max_len,
+        )
+        self.num_tokens = num_tokens
+        self.end_id = num_tokens
+        self.pad_id = num_tokens + 1
+        self.mask_id = num_tokens + 2
+        self.num_heads = num_heads
+        self.clip_dim = clip_dim
+        self.cond_drop_prob = cond_drop_prob
+
+        self.input_process = InputProcess(code_dim, latent_dim)
+        self.position_enc = PositionalEncoding(latent_dim, dropout, max_len)
+        self.seqTransEncoder = build_encoder(latent_dim, ff_size, num_layers, num_heads, dropout)
+        self.cond_emb = nn.Linear(clip_dim, latent_dim)
+        self.output_process = OutputProcess(num_tokens + 1, latent_dim)
+        self.token_emb = nn.Embedding(num_tokens + 3, code_dim)
+        self.apply(init_weights)
+
+    def _forward(self, ids: torch.Tensor, cond: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """ids (B, L), cond (B, C), known (B, L) bool -> logits (B, L+1, K+1) at every position."""
+        cond_token = self.cond_emb(cond)[None]  # (1, B, D)
+        x = self.input_process(self.token_emb(ids))  # (L, B, D)
+        sequence = self.position_enc(torch.cat([cond_token, x], dim=0))  # (L+1, B, D)
+        allowed = hybrid_attention_mask(known)  # (B, S, S)
+        blocked = ~allowed.repeat_interleave(self.num_heads, dim=0)  # (B * heads, S, S)
+        hidden = self.seqTransEncoder(sequence, mask=blocked)
+        return self.output_process(hidden)  # (B, L+1, K+1)
+
+    def _prepare(self, ids, cond, known):
+        """Validate ids (B, L), cond and known; return known as a bool tensor."""
+        if ids.dim() != 2:
+            raise ValueError(f"ids must have shape (B, L), got {tuple(ids.shape)}")
+        check_cond(cond, ids.shape[0], self.clip_dim)
+        check_ids(ids, "ids", self.num_tokens + 3)
+        if known is None:
+            known = torch.zeros_like(ids, dtype=torch.bool)
+        if known.shape != ids.shape or known.dtype != torch.bool:
+            raise ValueError(
+                f"known must be a bool tensor of shape {tuple(ids.shape)}, "
+                f"got {known.dtype} {tuple(known.shape)}"
+            )
+        return known
+
+    def logits(
+        self, ids: torch.Tensor, cond: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Forward without sampling or condition dropout: ids (B, L) -> logits (B, L, K+1).
+
+        Output i predicts token i from the condition, tokens 0..i-1 and all known tokens
+        (known (B, L) bool; None = pure causal). ids may hold end_id and pad_id; class K is
+        the end token. Call `.eval()` first for deterministic output.
+        """
+        known = self._prepare(ids, cond, known)
+        return self._forward(ids, cond, known)[:, :-1]
+
+    def guided_logits(
+        self,
+        ids: torch.Tensor,
+        cond: torch.Tensor,
+        known: torch.Tensor | None = None,
+        cond_scale: float = 4.0,
+    ) -> torch.Tensor:
+        """Classifier-free guided `logits`: uncond + (cond - uncond) * cond_scale, (B, L, K+1)."""
+        known = self._prepare(ids, cond, known)
+        return self._guided_all(ids, cond, known, cond_scale)[:, :-1]
+
+    def _guided_all(self, ids, cond, known, cond_scale) -> torch.Tensor:
+        """CFG over one doubled batch (conditional, zero condition) -> (B, L+1, K+1)."""
+        if cond_scale == 1:
+            return self._forward(ids, cond, known)
+        both = self._forward(
+            ids.repeat(2, 1), torch.cat([cond, torch.zeros_like(cond)]), known.repeat(2, 1)
+        )
+        cond_logits, uncond_logits = both.chunk(2)
+        return classifier_free_guidance(cond_logits, uncond_logits, cond_scale)
+
+    def corrupt(
+        self, ids: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training inputs of `loss` -> (inputs, target, known), each (B, N+1).
+
+        target: codes, end_id at `length`, pad_id after. Per batch, with p 0.5 a fraction
+        r ~ U(0, 0.5) of the positions up to and including the end is known, else none (pure
+        causal); codes (not the end) are replaced by random codes with p ~ U(0, 0.5).
+        """
+        batch, seq_len = ids.shape
+        device = ids.device
+        codes = lengths_to_mask(lengths, seq_len + 1)  # (B, N+1)
+        with_end = lengths_to_mask(lengths + 1, seq_len + 1)  # (B, N+1)
+        target = F.pad(ids, (0, 1)).masked_fill(~codes, 0)
+        check_ids(target, "ids", self.num_tokens)
+        target = target.masked_fill(with_end & ~codes, self.end_id)
+        target = target.masked_fill(~with_end, self.pad_id)
+
+        def uniform(shape=()) -> torch.Tensor:
+            return torch.rand(shape, generator=generator, device=device)
+
+        known_rate = uniform() * 0.5 * (uniform() < 0.5)
+        known = (uniform(target.shape) < known_rate) & with_end
+        corrupted = (uniform(target.shape) < uniform() * 0.5) & codes
+        noise_ids = torch.randint(
+            0, self.num_tokens, target.shape, generator=generator, device=device
+        )
+        return torch.where(corrupted, noise_ids, target), target, known
+
+    def loss(
+        self,
+        ids: torch.Tensor,
+        cond: torch.Tensor,
+        lengths: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token cross entropy including the end token; returns (ce, accuracy).
+
+        ids (B, N) base-layer codes, lengths (B,) in tokens (<= N); inputs, targets and known
+        positions from `corrupt`. CE is averaged per sample over its length + 1 positions,
+        then over the batch. In training mode the condition is zeroed with
+        p = cond_drop_prob.
+        """
+        if ids.dim() != 2:
+            raise ValueError(f"ids must have shape (B, N), got {tuple(ids.shape)}")
+        batch, seq_len = ids.shape
+        check_lengths(lengths, batch, seq_len)
+        check_cond(cond, batch, self.clip_dim)
+        inputs, target, known = self.corrupt(ids, lengths, generator)
+        with_end = target != self.pad_id  # (B, N+1)
+
+        if self.training:
+            cond = drop_condition(cond, self.cond_drop_prob, generator)
+        logits = self._forward(inputs, cond, known)[:, :-1]  # (B, N+1, K+1)
+        ce = F.cross_entropy(logits[with_end], target[with_end], reduction="none")
+        weights = (1.0 / (lengths + 1).float())[:, None].expand_as(target)[with_end] / batch
+        return (ce * weights).sum(), accuracy(logits.detach(), target, with_end)
+
+    def generate(
+        self,
+        cond: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        max_len: int = 49,
+        cond_scale: float = 4.0,
+        refine_cond_scale: float = 3.0,
+        temperature: float = 1.0,
+        topk_filter_thres: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cascaded two-pass decoding -> (ids (B, max length) with PAD_INDEX past it, lengths (B,)).
+
+        Pass 1 samples tokens left to right with guidance `cond_scale`; without `lengths` the
+        length is where the end token is first sampled (never at position 0; max_len if never),
+        with `lengths` (in tokens, e.g. ground truth) the end class is excluded and the end is
+        placed at the given length. Pass 2 re-masks round(len / 2) random positions (at least
+        one) and resamples them left to right with every other token and the end token known,
+        guidance `refine_cond_scale`. Plain softmax sampling at `temperature`, optionally over
+        the top-(1 - thres) classes. Runs in eval mode; draws all randomness from `generator`.
+        """
+        check_cond(cond, None, self.clip_dim)
+        batch, device = cond.shape[0], cond.device
+        if lengths is not None:
+            check_lengths(lengths, batch)
+            lengths = lengths.long()
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+
+        def sample(logits: torch.Tensor) -> torch.Tensor:
+            if topk_filter_thres is not None:
+                logits = top_k_filter(logits, topk_filter_thres)
+            return gumbel_sample(logits, temperature, generator)
+
+        with eval_mode(self):
+            tokens, lengths = self._first_pass(cond, lengths, max_len, cond_scale, sample)
+            seq_len = tokens.shape[1]
+            valid = lengths_to_mask(lengths, seq_len)  # (B, N)
+            num_masked = (0.5 * lengths).round().clamp(min=1)  # (B,)
+            order = torch.rand((batch, seq_len), generator=generator, device=device)
+            ranks = order.masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
+            remask = ranks < num_masked[:, None]  # (B, N)
+            tokens = self._refine(tokens, lengths, remask, cond, refine_cond_scale, sample)
+            return tokens.masked_fill(~valid, PAD_INDEX), lengths
+
+    def _first_pass(self, cond, lengths, max_len, cond_scale, sample):
+        """Autoregressive pass 1 -> (tokens (B, N) codes, lengths (B,)); N = max length."""
+        batch, device = cond.shape[0], cond.device
+        predict_len = lengths is None
+        steps = max_len if predict_len else int(lengths.max())
+        tokens = torch.zeros((batch, 0), dtype=torch.long, device=device)
+        no_known = torch.zeros((batch, 0), dtype=torch.bool, device=device)
+        for k in range(steps):
+            # Causal attention: output k only depends on the prefix, so feed just the prefix.
+            logits = self._guided_all(tokens, cond, no_known, cond_scale)[:, k]  # (B, K+1)
+            if not predict_len:
+                logits = logits[:, : self.num_tokens]
+            elif k == 0:
+                logits = logits.clone()
+                logits[:, self.end_id] = float("-inf")
+            tokens = torch.cat([tokens, sample(logits)[:, None]], dim=1)
+            no_known = F.pad(no_known, (0, 1), value=False)
+            if predict_len and (tokens == self.end_id).any(dim=1).all():
+                break
+        if predict_len:
+            is_end = F.pad(tokens == self.end_id, (0, 1), value=True)  # (B, k+2)
+            lengths = is_end.int().argmax(dim=1).clamp(max=tokens.shape[1])  # first end
+            steps = int(lengths.max())
+            tokens = tokens[:, :steps]
+        return tokens.masked_fill(~lengths_to_mask(lengths, steps), 0), lengths
+
+    def _refine(self, tokens, lengths, remask, cond, cond_scale, sample):
+        """Pass 2: resample `remask` positions left to right, all others (and end) known."""
+        seq_len = tokens.shape[1]
+        with_end = lengths_to_mask(lengths + 1, seq_len + 1)  # (B, N+1)
+        ids = F.pad(tokens, (0, 1), value=self.pad_id).masked_fill(~with_end, self.pad_id)
+        ids = ids.scatter(1, lengths[:, None], self.end_id)  # (B, N+1)
+        known = with_end & ~F.pad(remask, (0, 1), value=False)  # (B, N+1)
+        for k in torch.nonzero(remask.any(dim=0)).flatten().tolist():
+            logits = self._guided_all(ids, cond, known, cond_scale)[:, k, : self.num_tokens]
+            ids[:, k] = torch.where(remask[:, k], sample(logits), ids[:, k])
+        return ids[:, :seq_len]
