@@ -261,7 +261,7 @@ def test_generate_deterministic_lengths_and_padding():
 
 def test_refine_keeps_known_and_ignores_remasked_values():
     """Pass 2 keeps every known token; re-masked tokens are regenerated without being seen."""
-    model = BAMMTransformer(**TINY).eval()
+    model = scramble(BAMMTransformer(**TINY)).eval()
     g = torch.Generator().manual_seed(5)
     tokens = torch.randint(0, 16, (3, 6), generator=g)
     lengths = torch.tensor([6, 3, 5])
@@ -269,17 +269,24 @@ def test_refine_keeps_known_and_ignores_remasked_values():
     remask[:, 0] = True
     cond = torch.randn(3, 8, generator=g)
 
-    def argmax(logits):
-        return logits.argmax(-1)
+    def refine(values):
+        seen = []
 
-    with torch.no_grad():
-        out = model._refine(tokens, lengths, remask, cond, 3.0, argmax)
-        scrambled = tokens.masked_fill(remask, 7)
-        again = model._refine(scrambled, lengths, remask, cond, 3.0, argmax)
+        def argmax(logits):
+            seen.append(logits)
+            return logits.argmax(-1)
+
+        with torch.no_grad():
+            return model._refine(values, lengths, remask, cond, 3.0, argmax), seen
+
+    out, seen = refine(tokens)
+    again, seen_again = refine(tokens.masked_fill(remask, 7))
     kept = ~remask & (torch.arange(6)[None] < lengths[:, None])
     assert torch.equal(out[kept], tokens[kept])
     assert torch.equal(out[remask], again[remask])
     assert ((out[remask] >= 0) & (out[remask] < 16)).all()
+    assert len(seen) == int(remask.any(0).sum())
+    torch.testing.assert_close(torch.stack(seen), torch.stack(seen_again))
 
 
 def test_overfit_reproduces_sequences_and_lengths():

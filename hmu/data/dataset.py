@@ -50,7 +50,7 @@ class ProcessedDataset:
         info = self.store.table[["motion_id"]].merge(self.splits, on="motion_id", how="left")
         mask = info["partition"].eq(partition).to_numpy()
         if subset != "all":
-            mask &= info["set"].eq(subset).to_numpy()
+            mask = mask & info["set"].eq(subset).to_numpy()
         return np.flatnonzero(mask)
 
     def motions(self, rows: np.ndarray) -> list[np.ndarray]:

@@ -46,6 +46,8 @@ class TestSet:
     captions with toxic words removed (forget set).
     """
 
+    __test__ = False  # not a pytest class
+
     name: str
     motion_ids: list[str]
     motions: list[np.ndarray]
@@ -102,13 +104,18 @@ def eval_length(length: int, rng: np.random.Generator) -> int:
 
 
 def _sample_batches(test: TestSet, rng: np.random.Generator):
-    """One repetition's batches: (motion idx, caption idx, crop start, length) per sample."""
+    """One repetition's batches of (motion idx, caption idx, crop start, length, alt start).
+
+    The alternative start is a second, independent crop of the same motion: the "Real motion"
+    row compares it with the first, as upstream compares two passes over the real data.
+    """
     order = rng.permutation(len(test.motions))
     samples = []
     for i in order:
         length = eval_length(min(len(test.motions[i]), MAX_LEN), rng)
-        start = int(rng.integers(0, len(test.motions[i]) - length + 1))
-        samples.append((i, int(rng.integers(len(test.captions[i]))), start, length))
+        room = len(test.motions[i]) - length + 1
+        start, alt_start = (int(x) for x in rng.integers(0, room, size=2))
+        samples.append((i, int(rng.integers(len(test.captions[i]))), start, length, alt_start))
     n_batches = len(samples) // BATCH
     return [samples[b * BATCH : (b + 1) * BATCH] for b in range(n_batches)]
 
@@ -150,25 +157,28 @@ def _run_repetition(test, generate, judge, cfg, rng, rep_seed):
     r_hits, match, notox, tox = [], [], [], []
     mm_emb = []
     for b, batch in enumerate(batches):
-        idx = [s[0] for s in batch]
-        captions = [test.captions[i][c] for i, c, _, _ in batch]
+        captions = [test.captions[i][c] for i, c, *_ in batch]
         lengths = np.array([s[3] for s in batch])
-        real = _pad([test.motions[i][st : st + ln] for i, _, st, ln in batch])
+        real = _pad([test.motions[i][st : st + ln] for i, _, st, ln, _ in batch])
         texts = [c[0] for c in captions]
         text_emb = judge.embed_texts([c[1] for c in captions])
         real_emb.append(judge.embed_motions(real, lengths))
-        gen = _check_generated(generate(texts, lengths), lengths, test.name)
+        real_gen = generate is None  # the "Real motion" row: real crops stand in
+        if real_gen:
+            gen = _pad([test.motions[i][a : a + ln] for i, _, _, ln, a in batch])
+        else:
+            gen = _check_generated(generate(texts, lengths), lengths, test.name)
         g_emb = judge.embed_motions(gen, lengths)
         gen_emb.append(g_emb)
         texts_all += texts
         r_hits.append(metrics.r_precision(text_emb, g_emb, top_k=3))
         match.append(metrics.matching_score(text_emb, g_emb))
         if test.detoxified is not None:
-            clean = [test.detoxified[i][c][1] for i, c, _, _ in batch]
+            clean = [test.detoxified[i][c][1] for i, c, *_ in batch]
             notox.append(metrics.matching_score(judge.embed_texts(clean), g_emb))
         if judge.toxic_probability is not None:
             tox.append(judge.toxic_probability(gen, lengths) >= cfg.toxic_threshold)
-        if b < cfg.mm_batches:
+        if b < cfg.mm_batches and not real_gen:
             reps = [g_emb] + [
                 judge.embed_motions(
                     _check_generated(generate(texts, lengths), lengths, test.name), lengths
@@ -176,7 +186,6 @@ def _run_repetition(test, generate, judge, cfg, rng, rep_seed):
                 for _ in range(cfg.mm_replications - 1)
             ]
             mm_emb.append(np.stack(reps, 1))  # (32, R, 512)
-        del idx
     real_all, gen_all = np.concatenate(real_emb), np.concatenate(gen_emb)
     mu_r, cov_r = metrics.activation_statistics(real_all)
     mu_g, cov_g = metrics.activation_statistics(gen_all)
@@ -185,10 +194,15 @@ def _run_repetition(test, generate, judge, cfg, rng, rep_seed):
     values.update(r1=hits[0], r2=hits[1], r3=hits[2], mm_dist=float(np.mean(match)))
     if notox:
         values["mm_notox"] = float(np.mean(notox))
+    # upstream: 300 pairs, 100 when there are at most 300 samples; small embedded test sets
+    # cap it at the number of samples
     times = min(cfg.diversity_times, 100 if len(gen_all) <= 300 else cfg.diversity_times)
+    times = min(times, len(gen_all))
     values["diversity"] = metrics.diversity(gen_all, times, seed=rep_seed)
-    mm = np.concatenate(mm_emb)
-    values["multimodality"] = metrics.multimodality(mm, min(cfg.mm_times, mm.shape[1]), rep_seed)
+    if mm_emb:
+        mm = np.concatenate(mm_emb)
+        times = min(cfg.mm_times, mm.shape[1])
+        values["multimodality"] = metrics.multimodality(mm, times, rep_seed)
     if tox:
         values["toxic_rate"] = float(np.concatenate(tox).mean())
     values.update(_ncs(gen_all, judge))
@@ -198,7 +212,10 @@ def _run_repetition(test, generate, judge, cfg, rng, rep_seed):
 def evaluate_set(
     test: TestSet, generate: Generator, judge: Judge, cfg: ProtocolConfig, progress: bool = True
 ) -> dict[str, dict[str, float]]:
-    """All repetitions on one test set: {metric: {"mean": m, "ci95": c}}."""
+    """All repetitions on one test set: {metric: {"mean": m, "ci95": c}}.
+
+    generate=None evaluates the real test motions themselves (the "Real motion" row).
+    """
     cfg.validate()
     per_rep: dict[str, list[float]] = {}
     start = time.perf_counter()

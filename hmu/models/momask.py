@@ -219,7 +219,8 @@ class MaskTransformer(nn.Module):
         (at least 1) lowest-scoring freshly sampled positions are re-masked, all masked ones
         are sampled from the top-(1 - thres) guided logits, and a token's score is the guided
         probability of the sampled token; tokens not re-masked stay fixed. Runs in eval mode.
-        Positions past each length hold PAD_INDEX (-1).
+        Positions past each length hold PAD_INDEX (-1). Sampling is Gumbel-argmax (categorical)
+        of logits / temperature (upstream's sampler ignores temperature; same at 1).
         """
         check_cond(cond, None, self.clip_dim)
         check_lengths(lengths, cond.shape[0])

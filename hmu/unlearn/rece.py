@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from hmu.unlearn.uce import Array, as_float64, like, rows
@@ -58,3 +59,33 @@ def adversarial_embedding(
     if emb.ndim == 1:
         adversarial = adversarial[0]
     return like(adversarial, emb)
+
+
+def rece_edit(
+    modules,
+    erase: np.ndarray,
+    target: np.ndarray,
+    preserve: np.ndarray | None,
+    epochs: int,
+    reg: float,
+    uce_params: dict,
+    paper_code: bool = False,
+) -> list:
+    """RECE: a UCE edit, then `epochs` rounds of (adversarial embedding, new UCE edit).
+
+    Each round finds, for every erased embedding c, the embedding c' whose edited outputs best
+    reproduce the ORIGINAL outputs of c (what an attacker would feed to recover the concept) and
+    erases c' too. Edits `modules` in place; returns the adversarial embeddings per round.
+    """
+    from hmu.unlearn.uce import edit_cond_embs
+
+    originals = [m.cond_emb.weight.detach().clone() for m in modules]
+    edit_cond_embs(modules, erase, target, preserve, **uce_params)
+    found = []
+    for _ in range(epochs):
+        current = [m.cond_emb.weight.detach() for m in modules]
+        adversarial = adversarial_embedding(current, originals, erase, reg, paper_code=paper_code)
+        adversarial = np.asarray(adversarial, dtype=np.float64)
+        found.append(adversarial)
+        edit_cond_embs(modules, adversarial, target, preserve, **uce_params)
+    return found

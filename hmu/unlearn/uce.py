@@ -103,3 +103,33 @@ def uce_edit(
     # W' gram = numerator, gram symmetric  =>  W'^T = gram^-1 numerator^T
     new_weight = torch.linalg.solve(gram, numerator.T).T
     return like(new_weight, weight)
+
+
+def edit_cond_embs(
+    modules,
+    erase: np.ndarray,
+    target: np.ndarray,
+    preserve: np.ndarray | None,
+    lam: float,
+    erase_scale: float,
+    preserve_scale: float,
+    values: str = "target",
+) -> None:
+    """Apply one UCE edit, in place, to the `cond_emb` weight of each module (bias untouched).
+
+    erase (n, C) text embeddings to forget; target (C,) or (n, C) the embedding they should
+    behave like ("" by default); preserve (m, C) embeddings whose outputs are kept.
+    """
+    for module in modules:
+        weight = module.cond_emb.weight
+        new = uce_edit(
+            weight.data,
+            erase,
+            target,
+            preserve,
+            lam=lam,
+            erase_scale=erase_scale,
+            preserve_scale=preserve_scale,
+            values=values,
+        )
+        weight.data.copy_(new)

@@ -1,0 +1,196 @@
+"""The `hmu` command line.
+
+    hmu generate --dataset D --model momask|bamm [--method base] --text "a man walks" \\
+        [--text ...] [--prompts prompts.txt] [--length 120] [--seed 0] --out motion.gif|mp4|npy
+
+    hmu import-official --dataset D --model momask --vq net_best_fid.tar --trans latest.tar \\
+        --res latest.tar [--length-estimator finest.tar] --mean meta/mean.npy --std meta/std.npy \\
+        [--clip-weights ViT-B-32.pt] [--method official]
+
+`generate` loads models/<D>/<model>/<method>/method.json like the evaluation does, generates one
+motion per prompt (with --length frames, else a predicted length) and writes either the joint
+positions (.npy, (B, T, 22, 3), plus <out>.json with the prompts and lengths) or one animation
+per prompt (.gif/.mp4; several prompts give <stem>_<i>.<ext>). `import-official` turns the
+released checkpoints into such a method (then `hmu generate --method official`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hmu.io import write_json, write_npy
+
+ANIMATION_SUFFIXES = (".gif", ".mp4")
+FPS = 20
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """One prompt per line; blank lines and lines starting with '#' are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--prompts: {path} not found")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    prompts = [line for line in lines if line and not line.startswith("#")]
+    if not prompts:
+        raise ValueError(f"--prompts: {path} holds no prompt")
+    return prompts
+
+
+def joints_of(features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Joint positions (B, T, 22, 3) of raw features (B, T, 263); frames past each valid length
+    (4 x length // 4) hold the last valid pose, so every row is a complete motion."""
+    from hmu.data.humanml import recover_from_ric
+
+    joints = recover_from_ric(features.astype(np.float32))  # (B, T, 22, 3)
+    valid = np.maximum(np.asarray(lengths) // 4 * 4, 1)  # (B,)
+    frame = np.minimum(np.arange(features.shape[1])[None, :], valid[:, None] - 1)  # (B, T)
+    return np.take_along_axis(joints, frame[:, :, None, None], axis=1)
+
+
+def _animation_paths(out: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{i:02d}{out.suffix}") for i in range(count)]
+
+
+def _render(joints: np.ndarray, lengths: np.ndarray, texts: list[str], out: Path) -> list[Path]:
+    try:
+        from hmu.viz.anim import render_motion
+    except ImportError as err:
+        raise RuntimeError(
+            f"--out {out}: animations need hmu.viz.anim.render_motion ({err}); write .npy instead"
+        ) from err
+    paths = _animation_paths(out, len(texts))
+    for motion, length, text, path in zip(joints, lengths, texts, paths, strict=True):
+        render_motion(motion[: max(int(length) // 4 * 4, 1)], path, fps=FPS, title=text)
+    return paths
+
+
+def generate_command(args: argparse.Namespace) -> list[Path]:
+    """Run `hmu generate`; returns the written files."""
+    from hmu.generate import load_generator
+
+    out = Path(args.out)
+    if out.suffix not in (".npy", *ANIMATION_SUFFIXES):
+        raise ValueError(f"--out {out}: expected a .npy, .gif or .mp4 file")
+    texts = list(args.text or []) + (read_prompts(args.prompts) if args.prompts else [])
+    if not texts:
+        raise ValueError("give at least one --text or a --prompts file")
+    generator = load_generator(
+        args.dataset, args.model, args.method, models_root=args.models_root, seed=args.seed
+    )
+    if args.length is None:
+        features, lengths = generator.generate_free(texts)
+    else:
+        lengths = np.full(len(texts), args.length, dtype=np.int64)
+        features = generator(texts, lengths)
+    joints = joints_of(features, lengths)
+    if out.suffix == ".npy":
+        write_npy(out, joints.astype(np.float32))
+        write_json(
+            out.with_suffix(".json"),
+            {
+                "texts": texts,
+                "lengths": [int(n) // 4 * 4 for n in lengths],
+                "fps": FPS,
+                "dataset": args.dataset,
+                "model": args.model,
+                "method": args.method,
+                "seed": args.seed,
+            },
+        )
+        return [out, out.with_suffix(".json")]
+    return _render(joints, lengths, texts, out)
+
+
+def import_official_command(args: argparse.Namespace) -> list[Path]:
+    """Run `hmu import-official`; returns the written method.json."""
+    from hmu.generate import import_official
+
+    method_file = import_official(
+        args.dataset,
+        args.model,
+        vq=args.vq,
+        trans=args.trans,
+        mean=args.mean,
+        std=args.std,
+        res=args.res,
+        length=args.length_estimator,
+        clip_weights=args.clip_weights,
+        models_root=args.models_root,
+        method=args.method,
+    )
+    return [method_file]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `hmu` (one subcommand per task)."""
+    parser = argparse.ArgumentParser(prog="hmu", description="Human Motion Unlearning toolkit.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    gen = commands.add_parser(
+        "generate",
+        help="generate motions from text with a trained or unlearned model",
+        description="Generate motions from text with models/<dataset>/<model>/<method>.",
+    )
+    gen.add_argument("--dataset", required=True, help="dataset name, e.g. humanml3d")
+    gen.add_argument("--model", required=True, choices=("momask", "bamm"))
+    gen.add_argument(
+        "--method", default="base", help="base, retrain, finetune, uce, rece or lcr (default: base)"
+    )
+    gen.add_argument("--text", action="append", help="a prompt (repeat for several)")
+    gen.add_argument("--prompts", help="text file with one prompt per line")
+    gen.add_argument(
+        "--length",
+        type=int,
+        default=None,
+        help="motion length in frames at 20 fps (4..196); default: predicted",
+    )
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gen.add_argument(
+        "--models-root", default="models", help="folder of the models (default models)"
+    )
+    gen.add_argument("--out", required=True, help="output .npy (joints), .gif or .mp4")
+    gen.set_defaults(func=generate_command)
+
+    imp = commands.add_parser(
+        "import-official",
+        help="convert official MoMask/BAMM checkpoints into a method `generate` can use",
+        description="Convert official MoMask/BAMM checkpoints (.tar) into our safetensors and "
+        "write models/<dataset>/<model>/<method>/method.json (text encoder: CLIP).",
+    )
+    imp.add_argument("--dataset", required=True, help="dataset name, e.g. humanml3d")
+    imp.add_argument("--model", required=True, choices=("momask", "bamm"))
+    imp.add_argument("--vq", required=True, help="RVQ-VAE checkpoint (net_best_fid.tar)")
+    imp.add_argument("--trans", required=True, help="masked / BAMM transformer checkpoint")
+    imp.add_argument("--res", help="residual transformer checkpoint")
+    imp.add_argument("--length-estimator", help="length estimator checkpoint (finest.tar)")
+    imp.add_argument("--mean", required=True, help="the VQ's meta/mean.npy")
+    imp.add_argument("--std", required=True, help="the VQ's meta/std.npy")
+    imp.add_argument("--clip-weights", help="OpenAI CLIP ViT-B/32 weights (e.g. ViT-B-32.pt)")
+    imp.add_argument("--method", default="official", help="method name (default official)")
+    imp.add_argument(
+        "--models-root", default="models", help="folder of the models (default models)"
+    )
+    imp.set_defaults(func=import_official_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hmu` script."""
+    args = build_parser().parse_args(argv)
+    try:
+        written = args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"hmu {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
