@@ -364,6 +364,26 @@ def test_rendering_is_a_subsample_of_one_motion():
     np.testing.assert_allclose(m20.joints[::2], m30.joints[::3], atol=1e-9)
 
 
+def test_joint_rotations_are_continuous():
+    """No local rotation jumps (a swing near its singularity would flip within one frame)."""
+    from hmu.data.rotations import axis_angle_to_quaternion, qinv, qmul, quaternion_to_axis_angle
+
+    for name in PRIMITIVES:
+        motion = M.generate_action(name, np.random.default_rng(0), fps=60, facing=3.0)
+        q = axis_angle_to_quaternion(motion.rotations)  # (T, 22, 4)
+        step = np.linalg.norm(quaternion_to_axis_angle(qmul(qinv(q[:-1]), q[1:])), axis=-1)
+        assert step.max() * 60 < 40.0, (name, step.max() * 60)  # rad/s
+
+
+def test_bad_actions_are_rejected():
+    with pytest.raises(ValueError, match="unknown action 'fly'"):
+        M.generate_action("fly", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="side"):
+        M.generate_action("jab", np.random.default_rng(0), side="up")
+    with pytest.raises(ValueError, match="fps"):
+        M.generate_action("jab", np.random.default_rng(0), fps=25)
+
+
 def test_plan_lengths_stay_within_humanml_limits():
     rng = np.random.default_rng(0)
     for _ in range(30):
@@ -645,9 +665,15 @@ def test_motionx_y_up_and_first_frame_facing(tmp_path):
 
 
 def test_stage_writes_dataset_and_summary(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
     import yaml
 
-    import stages.synth as stage
+    path = Path(__file__).resolve().parents[1] / "stages" / "synth.py"
+    spec = importlib.util.spec_from_file_location("synth_stage", path)
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
 
     params = {"synth": {"tiny": {"layout": "humanml3d", "motions": 8, "toxic_share": 0.25,
                                  "test_forget": 2, "test_retain": 2}}}  # fmt: skip
@@ -676,5 +702,6 @@ def test_worker_processes_give_the_same_files(humanml_dir, tmp_path):
 
     first, _ = humanml_dir
     generate_dataset(tmp_path / "w", _small("humanml3d", workers=2))
-    for path in first.rglob("*.npy"):
-        assert path.read_bytes() == (tmp_path / "w" / path.relative_to(first)).read_bytes()
+    for path in first.rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (tmp_path / "w" / path.relative_to(first)).read_bytes()

@@ -1,0 +1,255 @@
+"""Stick-figure animations of 22-joint motions (GIF, MP4 where ffmpeg is available, PNG frames).
+
+Frames are rasterised directly with PIL (no plotting library in the loop): a fixed perspective
+camera looks at the motion's bounding box from the front-left and above, the floor carries a
+1 m grid, the root's path is drawn on the floor, and every kinematic chain has its own colour
+(right limbs warm, left limbs cool, spine grey).
+
+Command line:
+    python -m hmu.viz.anim --dataset humanml3d --id 000012 --out x.gif
+    python -m hmu.viz.anim --npy motion.npy --out x.mp4 [--fps 20] [--frame 30 --out f.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from hmu.data.skeleton import KINEMATIC_CHAIN, NUM_JOINTS
+from hmu.io import atomic_path
+
+# right leg, left leg, spine, right arm, left arm (the order of KINEMATIC_CHAIN)
+CHAIN_COLOURS = ((214, 39, 40), (31, 119, 180), (90, 90, 90), (255, 127, 14), (23, 190, 207))
+BACKGROUND = (250, 250, 250)
+GRID = (205, 205, 205)
+PATH = (160, 160, 220)
+SUPERSAMPLE = 2  # draw at twice the size, then downsample: cheap antialiasing
+
+
+def _check_joints(joints) -> np.ndarray:
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"joints must be (T, {NUM_JOINTS}, 3), got shape {joints.shape}")
+    if len(joints) == 0 or not np.isfinite(joints).all():
+        raise ValueError("joints must hold at least one frame and no NaN/Inf")
+    return joints
+
+
+class Camera:
+    """A fixed pinhole camera aimed at the centre of a motion's bounding box."""
+
+    def __init__(self, joints: np.ndarray, size: int, azimuth=-35.0, elevation=18.0):
+        low, high = joints.reshape(-1, 3).min(0), joints.reshape(-1, 3).max(0)
+        low[1], high[1] = 0.0, max(high[1], 1.0)
+        self.target = (low + high) / 2
+        radius = 0.5 * np.linalg.norm(high - low) + 0.25
+        az, el = math.radians(azimuth), math.radians(elevation)
+        # view from the front (+z) and a little to the side, looking down
+        direction = np.array([math.sin(az) * math.cos(el), math.sin(el),
+                              math.cos(az) * math.cos(el)])  # fmt: skip
+        self.distance = radius / math.sin(math.radians(22))  # the box's sphere fits the view
+        self.eye = self.target + direction * self.distance
+        forward = -direction
+        right = np.cross(forward, [0.0, 1.0, 0.0])
+        right /= np.linalg.norm(right)
+        up = np.cross(right, forward)
+        self.axes = np.stack([right, up, forward])  # rows: camera x, y, z
+        self.focal = size / 2 / math.tan(math.radians(24))
+        self.size = size
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """World points (..., 3) -> pixel coordinates (..., 2) (y down)."""
+        cam = (points - self.eye) @ self.axes.T
+        depth = np.maximum(cam[..., 2], 1e-3)
+        x = self.focal * cam[..., 0] / depth + self.size / 2
+        y = -self.focal * cam[..., 1] / depth + self.size / 2
+        return np.stack([x, y], -1)
+
+
+def _grid_lines(joints: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Floor grid segments (1 m spacing) covering the motion's footprint plus a margin."""
+    low = np.floor(joints[..., [0, 2]].min((0, 1)) - 1.0)
+    high = np.ceil(joints[..., [0, 2]].max((0, 1)) + 1.0)
+    lines = []
+    for x in np.arange(low[0], high[0] + 0.5):
+        lines.append((np.array([x, 0, low[1]]), np.array([x, 0, high[1]])))
+    for z in np.arange(low[1], high[1] + 0.5):
+        lines.append((np.array([low[0], 0, z]), np.array([high[0], 0, z])))
+    return lines
+
+
+class _Renderer:
+    """Draws frames of one motion with a camera fixed for the whole clip."""
+
+    def __init__(self, joints: np.ndarray, size: int, title: str | None, azimuth=-35.0,
+                 elevation=18.0):  # fmt: skip
+        self.joints = joints
+        self.size = size
+        big = size * SUPERSAMPLE
+        self.camera = Camera(joints, big, azimuth, elevation)
+        self.grid = [self.camera.project(np.stack(line)) for line in _grid_lines(joints)]
+        self.path = self.camera.project(joints[:, 0] * [1, 0, 1])
+        self.title = title
+        try:
+            self.font = ImageFont.load_default(size=12 * SUPERSAMPLE)
+        except TypeError:  # Pillow < 10.1
+            self.font = ImageFont.load_default()
+
+    def frame(self, index: int) -> Image.Image:
+        big = self.size * SUPERSAMPLE
+        image = Image.new("RGB", (big, big), BACKGROUND)
+        draw = ImageDraw.Draw(image)
+        for line in self.grid:
+            draw.line([tuple(p) for p in line], fill=GRID, width=SUPERSAMPLE)
+        draw.line([tuple(p) for p in self.path[: index + 1]], fill=PATH, width=2 * SUPERSAMPLE)
+        pixels = self.camera.project(self.joints[index])
+        # farther chains first so nearer limbs are drawn over them
+        depth = [(self.joints[index, list(c)] - self.camera.eye) @ self.camera.axes[2]
+                 for c in KINEMATIC_CHAIN]  # fmt: skip
+        for k in np.argsort([-d.mean() for d in depth]):
+            chain = KINEMATIC_CHAIN[k]
+            draw.line([tuple(pixels[j]) for j in chain], fill=CHAIN_COLOURS[k],
+                      width=4 * SUPERSAMPLE, joint="curve")  # fmt: skip
+        radius = 3 * SUPERSAMPLE
+        for x, y in pixels:
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(40, 40, 40))
+        head = pixels[15]
+        draw.ellipse([head[0] - 3 * radius, head[1] - 3 * radius, head[0] + 3 * radius,
+                      head[1] + 3 * radius], outline=(90, 90, 90), width=SUPERSAMPLE)  # fmt: skip
+        text = f"{self.title}  " if self.title else ""
+        draw.text((8 * SUPERSAMPLE, 6 * SUPERSAMPLE), f"{text}frame {index}", fill=(0, 0, 0),
+                  font=self.font)  # fmt: skip
+        return image.resize((self.size, self.size), Image.LANCZOS)
+
+
+def render_frame(joints, index: int, path, size: int = 480, title: str | None = None) -> Path:
+    """Write frame `index` of a motion (T, 22, 3) as a PNG image."""
+    joints = _check_joints(joints)
+    if not 0 <= index < len(joints):
+        raise ValueError(f"frame {index} out of range for a motion of {len(joints)} frames")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _Renderer(joints, size, title).frame(index).save(tmp, format="PNG")
+    return path
+
+
+def render_sheet(joints, path, frames: int = 8, columns: int = 4, size: int = 240,
+                 title: str | None = None, azimuth: float = -35.0) -> Path:  # fmt: skip
+    """Write `frames` evenly spaced frames of a motion side by side as one PNG (a contact sheet).
+
+    `azimuth` (degrees) turns the camera about the vertical: 0 looks at the motion from +z
+    (the front of a motion that faces +z), 90 from +x (the body's left side).
+    """
+    joints = _check_joints(joints)
+    renderer = _Renderer(joints, size, title, azimuth)
+    indices = np.linspace(0, len(joints) - 1, frames).round().astype(int)
+    rows = math.ceil(frames / columns)
+    sheet = Image.new("RGB", (columns * size, rows * size), BACKGROUND)
+    for k, index in enumerate(indices):
+        sheet.paste(renderer.frame(int(index)), ((k % columns) * size, (k // columns) * size))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return path
+
+
+def render_motion(joints, path, fps: int = 20, title: str | None = None, size: int = 480) -> Path:
+    """Write a stick-figure animation of joints (T, 22, 3), y-up metres, to GIF or MP4.
+
+    The format follows the suffix of `path` (.gif, .mp4). MP4 needs imageio-ffmpeg; without it a
+    RuntimeError says so (GIF always works).
+    """
+    joints = _check_joints(joints)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"{path}: unsupported animation format {suffix!r} (use .gif or .mp4)")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    renderer = _Renderer(joints, size, title)
+    frames = [renderer.frame(i) for i in range(len(joints))]
+    with atomic_path(path) as tmp:
+        if suffix == ".gif":
+            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                           duration=round(1000 / fps), loop=0)  # fmt: skip
+        else:
+            _write_mp4(tmp, frames, fps)
+    return path
+
+
+def _write_mp4(path: Path, frames: list[Image.Image], fps: int) -> None:
+    try:
+        import imageio_ffmpeg
+    except ImportError as err:
+        raise RuntimeError("MP4 output needs imageio-ffmpeg; write a .gif instead") from err
+    writer = imageio_ffmpeg.write_frames(
+        str(path), frames[0].size, fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+        macro_block_size=16, output_params=["-f", "mp4"],  # the temporary name has no .mp4
+    )  # fmt: skip
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(np.asarray(frame.convert("RGB"))).tobytes())
+    writer.close()
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def load_motion(dataset: str | None = None, motion_id: str | None = None, npy=None,
+                root: str | Path = "data/raw") -> np.ndarray:  # fmt: skip
+    """Joints (T, 22, 3) of a dataset motion or of a .npy file.
+
+    A dataset id is read from <root>/<dataset>/new_joints/<id>.npy (HumanML3D layout) or from
+    the ground-truth joint store <root>/<dataset>/_groundtruth (Motion-X layout). A .npy holds
+    joints (T, 22, 3) or HumanML3D features (T, 263), which are turned into joints.
+    """
+    if npy is not None:
+        array = np.load(npy)
+        if array.ndim == 2 and array.shape[1] == 263:
+            from hmu.data.humanml import recover_from_ric
+
+            array = recover_from_ric(array)
+        return _check_joints(array)
+    if dataset is None or motion_id is None:
+        raise ValueError("give either --npy or both --dataset and --id")
+    folder = Path(root) / dataset
+    file = folder / "new_joints" / f"{motion_id}.npy"
+    if file.is_file():
+        return _check_joints(np.load(file))
+    if (folder / "_groundtruth").is_dir():
+        from hmu.data.store import MotionStore
+
+        store = MotionStore.open(folder / "_groundtruth", array_name="joints.npy")
+        if motion_id in set(store.ids):
+            return _check_joints(store.get_id(motion_id))
+    raise FileNotFoundError(f"{folder}: no motion {motion_id!r} (looked in new_joints/ and "
+                            "_groundtruth/)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Render a motion as a stick-figure animation.")
+    parser.add_argument("--dataset", help="dataset folder name under --root, e.g. humanml3d")
+    parser.add_argument("--id", dest="motion_id", help="motion id, e.g. 000012 or kungfu/000012")
+    parser.add_argument("--npy", help="a (T, 22, 3) joints or (T, 263) features .npy file")
+    parser.add_argument("--root", default="data/raw", help="folder holding the datasets")
+    parser.add_argument("--out", required=True, help="output .gif, .mp4 (or .png with --frame)")
+    parser.add_argument("--fps", type=int, default=20)
+    parser.add_argument("--frame", type=int, help="write this single frame as PNG instead")
+    parser.add_argument("--size", type=int, default=480)
+    parser.add_argument("--title", help="text drawn in the corner (default: the id or file)")
+    args = parser.parse_args(argv)
+    joints = load_motion(args.dataset, args.motion_id, args.npy, args.root)
+    title = args.title or args.motion_id or Path(args.npy).name
+    if args.frame is not None:
+        render_frame(joints, args.frame, args.out, args.size, title)
+    else:
+        render_motion(joints, args.out, args.fps, title, args.size)
+    print(f"wrote {args.out} ({len(joints)} frames)")
+
+
+if __name__ == "__main__":
+    main()
