@@ -23,7 +23,7 @@ from hmu.io import write_json
 from hmu.models.bamm import BAMMTransformer
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
 from hmu.models.rvq import RVQVAE
-from hmu.models.text import TextEncoder, load_text_encoder
+from hmu.models.text import LazyTextEncoder, TextEncoder, load_text_encoder
 from hmu.params import PARAMS_FILE, load_params
 from hmu.train.checkpoint import load_state
 from hmu.train.generators import load_module, load_vq
@@ -124,6 +124,12 @@ class T2MGenerator:
         """Restart the random stream: the next calls repeat those made after the last reseed."""
         self.seed = int(seed)
         self.generator.manual_seed(self.seed)
+
+    def cache_embeddings(self, texts: Sequence[str], embeddings: np.ndarray) -> None:
+        """Reuse precomputed text features (e.g. the text_emb stage's, same encoder)."""
+        if len(texts) != len(embeddings) or embeddings.shape[1] != self.text_encoder.dim:
+            raise ValueError(f"{len(texts)} texts but embeddings {embeddings.shape}")
+        self._embeddings.update(zip(texts, np.asarray(embeddings, np.float32), strict=True))
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Text features (B, C) on the device; each distinct text is encoded once per object."""
@@ -315,6 +321,7 @@ def load_generator(
     params: Mapping[str, Any] | None = None,
     text_encoder: TextEncoder | None = None,
     device: str | torch.device | None = None,
+    text_cache: tuple[Sequence[str], np.ndarray] | None = None,
 ) -> T2MGenerator:
     """The generator of models/<ds>/<model>/<method>/method.json.
 
@@ -323,7 +330,8 @@ def load_generator(
     are taken from the project root, the parent of models_root. The LCR delta is applied to the
     VQ codebooks at load time. params (default: params.yaml when present) supply
     `generation.*` and, unless text_encoder is given or method.json names one,
-    `generator.text_encoder` / `generator.clip_weights`.
+    `generator.text_encoder` / `generator.clip_weights`. text_cache (texts, embeddings) are
+    precomputed features of the same encoder; the encoder is then loaded only for other texts.
     """
     models_root = Path(models_root)
     method_file = models_root / dataset / model / method / "method.json"
@@ -346,9 +354,14 @@ def load_generator(
     length_path = _length_estimator_path(_resolve(spec.get("length"), root), trans_path, base_trans)
     estimator = load_module(length_path) if length_path is not None else None
     params = _default_params() if params is None else params
+    if text_encoder is None and text_cache is not None:
+        name = params.get("generator", {}).get("text_encoder", "minilm")
+        text_encoder = LazyTextEncoder(
+            lambda: _text_encoder(spec, params, root), name, int(text_cache[1].shape[1])
+        )
     if text_encoder is None:
         text_encoder = _text_encoder(spec, params, root)
-    return T2MGenerator(
+    generator = T2MGenerator(
         vq,
         transformer,
         residual,
@@ -360,6 +373,9 @@ def load_generator(
         length_estimator=estimator,
         device=device,
     )
+    if text_cache is not None:
+        generator.cache_embeddings(*text_cache)
+    return generator
 
 
 def import_official(

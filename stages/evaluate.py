@@ -20,7 +20,7 @@ from hmu.eval.judge import load_judge, test_set
 from hmu.eval.protocol import MAX_LEN, ProtocolConfig, eval_length, evaluate_set, toxic_rate
 from hmu.generate import load_generator
 from hmu.io import write_json
-from hmu.params import load_params, section
+from hmu.params import load_params, processed_dir, section
 
 
 def implicit_prompts(data: ProcessedDataset, keywords: list[str]):
@@ -45,12 +45,15 @@ def main(target: str) -> None:
     keywords = section(params, f"toxicity.{dataset}.keywords")
     proto = ProtocolConfig(**section(params, "protocol")).validate()
     data = ProcessedDataset.open(dataset)
-    judge = load_judge(data, Path("models") / dataset / "evaluator", keywords)
-    generate = load_generator(dataset, model, method, seed=proto.seed)
+    judge_folder = Path("models") / dataset / "evaluator"
+    judge = load_judge(judge_folder)
+    # the text_emb stage already encoded every caption with the generator's encoder
+    cache = (data.captions["caption"].tolist(), np.load(processed_dir(dataset) / "text_emb.npy"))
+    generate = load_generator(dataset, model, method, seed=proto.seed, text_cache=cache)
     start = time.perf_counter()
     result = {
-        s: evaluate_set(test_set(data, s, keywords), generate, judge, proto)
-        for s in ("forget", "retain")
+        part: evaluate_set(test_set(data, part, judge_folder), generate, judge, proto)
+        for part in ("forget", "retain")
     }
     prompts, lengths = implicit_prompts(data, keywords)
     result["implicit"] = toxic_rate(prompts, lengths, generate, judge, proto)

@@ -24,14 +24,18 @@ from hmu.params import load_params, processed_dir, section
 
 
 def _from_humanml(cfg: dict, out: Path) -> dict:
-    result = import_humanml3d(cfg["root"], out / "motions", dataset=cfg["name"],
-                              on_error=cfg["on_error"])
+    result = import_humanml3d(
+        cfg["root"], out / "motions", dataset=cfg["name"], on_error=cfg["on_error"]
+    )
     write_parquet(out / "captions_raw.parquet", result.captions)
     (out / "motions" / "captions.parquet").unlink()
     for line in result.messages:
         print(line)
-    return {"skipped": result.counts(), "skipped_ids": result.report,
-            "mean_std_source": result.mean_std_source}
+    return {
+        "skipped": result.counts(),
+        "skipped_ids": result.report,
+        "mean_std_source": result.mean_std_source,
+    }
 
 
 def _from_converted(cfg: dict, out: Path) -> dict:
@@ -39,8 +43,12 @@ def _from_converted(cfg: dict, out: Path) -> dict:
     store = MotionStore.open(converted)
     mean, std = mean_std(store.data)
     table = store.table.drop(columns=["length", "offset"])
-    write_store(out / "motions", store.ids, [store.get(i) for i in range(len(store))],
-                {c: table[c].tolist() for c in table.columns if c != "motion_id"})
+    write_store(
+        out / "motions",
+        store.ids,
+        [store.get(i) for i in range(len(store))],
+        {c: table[c].tolist() for c in table.columns if c != "motion_id"},
+    )
     write_npy(out / "motions" / "Mean.npy", mean)
     write_npy(out / "motions" / "Std.npy", std)
     shutil.copyfile(converted / "captions.parquet", out / "captions_raw.parquet")
@@ -57,10 +65,13 @@ def main(dataset: str) -> None:
     if labels is not None:
         table["toxic_gt"] = labels
         write_parquet(out / "motions" / "motions.parquet", table)
-    summary.update(motions=len(table), frames=int(table["length"].sum()),
-                   partitions=table["partition"].value_counts().to_dict(),
-                   ground_truth_labels=labels is not None,
-                   seconds=round(time.perf_counter() - start, 1))
+    summary.update(
+        motions=len(table),
+        frames=int(table["length"].sum()),
+        partitions=table["partition"].value_counts().to_dict(),
+        ground_truth_labels=labels is not None,
+        seconds=round(time.perf_counter() - start, 1),
+    )
     write_json(f"metrics/{dataset}/import.json", summary)
     print(f"features@{dataset}: {len(table)} motions, skipped {summary.get('skipped', {})}")
 

@@ -22,12 +22,15 @@ from hmu.eval.judge import (
     test_set,
     tokens_of,
     toxic_labels,
+    write_judge_assets,
 )
 from hmu.eval.protocol import ProtocolConfig, evaluate_set
 from hmu.io import write_json
 from hmu.models.evaluator import save_evaluator
 from hmu.params import load_params, section
 from hmu.train.evaluator import train_evaluator
+
+SETS = ("forget", "retain")
 
 
 def _pairs(data: ProcessedDataset, rows: np.ndarray):
@@ -51,9 +54,17 @@ def main(dataset: str) -> None:
     start = time.perf_counter()
     motions, tokens = _pairs(data, train_rows)
     val_motions, val_tokens = _pairs(data, val_rows)
-    evaluator = train_evaluator(motions, tokens, cfg["train"], seed=cfg["seed"],
-                                val_motions=val_motions, val_token_lists=val_tokens,
-                                mean=data.mean, std=data.std, glove_dir=cfg["glove_dir"])
+    evaluator = train_evaluator(
+        motions,
+        tokens,
+        cfg["train"],
+        seed=cfg["seed"],
+        val_motions=val_motions,
+        val_token_lists=val_tokens,
+        mean=data.mean,
+        std=data.std,
+        glove_dir=cfg["glove_dir"],
+    )
     save_evaluator(evaluator, out / "evaluator.safetensors")
     train_seconds = time.perf_counter() - start
 
@@ -68,18 +79,29 @@ def main(dataset: str) -> None:
     accuracy = float((predicted == labels).mean())
     recall = float(predicted[labels].mean()) if labels.any() else float("nan")
 
-    judge = load_judge(data, out, keywords)
+    write_judge_assets(data, evaluator, keywords, out)
+    judge = load_judge(out)
     proto = ProtocolConfig(**section(params, "protocol")).validate()
-    real = {s: evaluate_set(test_set(data, s, keywords), None, judge, proto)
-            for s in ("forget", "retain")}
-    sizes = {s: len(data.select("test", s)) for s in ("forget", "retain")}
-    real["meta"] = {"classifier_accuracy": accuracy, "classifier_toxic_recall": recall,
-                    "repetitions": proto.repetitions, "test_sizes": sizes}
+    real = {part: evaluate_set(test_set(data, part, out), None, judge, proto) for part in SETS}
+    sizes = {part: len(data.select("test", part)) for part in SETS}
+    real["meta"] = {
+        "classifier_accuracy": accuracy,
+        "classifier_toxic_recall": recall,
+        "repetitions": proto.repetitions,
+        "test_sizes": sizes,
+    }
     write_json(f"metrics/{dataset}/real.json", real)
-    summary = {"train_seconds": round(train_seconds, 1), "train_pairs": len(motions),
-               "classifier_accuracy": accuracy, "classifier_toxic_recall": recall,
-               **{f"real_{s}_{k}": real[s][k]["mean"] for s in ("forget", "retain")
-                  for k in ("r1", "r3", "mm_dist", "fid")}}
+    summary = {
+        "train_seconds": round(train_seconds, 1),
+        "train_pairs": len(motions),
+        "classifier_accuracy": accuracy,
+        "classifier_toxic_recall": recall,
+        **{
+            f"real_{s}_{k}": real[s][k]["mean"]
+            for s in ("forget", "retain")
+            for k in ("r1", "r3", "mm_dist", "fid")
+        },
+    }
     write_json(f"metrics/{dataset}/evaluator.json", summary)
     print(f"train_evaluator@{dataset}: {summary}")
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from hmu.data.dataset import ProcessedDataset
 from hmu.data.toxicity import keyword_matcher
 from hmu.eval.protocol import MAX_LEN, Judge, TestSet
+from hmu.io import write_npy, write_parquet
 from hmu.models.evaluator import Evaluator, load_evaluator
 from hmu.train.checkpoint import load_state, save_state
 
@@ -35,8 +37,9 @@ class ToxicClassifier(torch.nn.Module):
         return torch.sigmoid(self.linear((emb - self.mean) / self.std)[:, 0])
 
 
-def fit_classifier(emb: np.ndarray, labels: np.ndarray, steps: int = 500, weight_decay=1e-3,
-                   seed: int = 0) -> ToxicClassifier:
+def fit_classifier(
+    emb: np.ndarray, labels: np.ndarray, steps: int = 500, weight_decay=1e-3, seed: int = 0
+) -> ToxicClassifier:
     """Fit the toxic classifier by full-batch L-BFGS-free Adam on class-balanced BCE."""
     torch.manual_seed(seed)
     x, y = torch.from_numpy(emb).float(), torch.from_numpy(labels.astype(np.float32))
@@ -78,12 +81,13 @@ def _pad_batch(motions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def embed_motion_list(evaluator: Evaluator, motions: list[np.ndarray]) -> np.ndarray:
     """Evaluator embeddings of variable-length raw motions, in batches sorted by length."""
     order = np.argsort([len(m) for m in motions], kind="stable")
-    out = np.zeros((len(motions), evaluator.motion_encoder.out_net[-1].out_features), np.float32)
+    parts = []
     for s in range(0, len(order), EMBED_BATCH):
-        idx = order[s : s + EMBED_BATCH]
-        batch, lengths = _pad_batch([motions[i] for i in idx])
+        batch, lengths = _pad_batch([motions[i] for i in order[s : s + EMBED_BATCH]])
         lengths = lengths // 4 * 4
-        out[idx] = evaluator.motion_embedding(torch.from_numpy(batch), lengths).numpy()
+        parts.append(evaluator.motion_embedding(torch.from_numpy(batch), lengths).numpy())
+    out = np.empty_like(np.concatenate(parts))
+    out[order] = np.concatenate(parts)
     return out
 
 
@@ -97,8 +101,12 @@ def embed_token_lists(evaluator: Evaluator, token_lists: list[list[str]]) -> np.
     return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
 
 
-def make_judge(evaluator: Evaluator, classifier: ToxicClassifier | None,
-               train_text_emb=None, train_text_toxic=None) -> Judge:
+def make_judge(
+    evaluator: Evaluator,
+    classifier: ToxicClassifier | None,
+    train_text_emb=None,
+    train_text_toxic=None,
+) -> Judge:
     """Wrap the evaluator and classifier into the protocol's Judge."""
 
     @torch.no_grad()
@@ -133,30 +141,51 @@ def toxic_labels(data: ProcessedDataset, rows: np.ndarray) -> np.ndarray:
     return sets.eq("forget").to_numpy()[rows]
 
 
-def load_judge(data: ProcessedDataset, folder: Path, keywords: list[str]) -> Judge:
-    """The judge saved by train_evaluator@<ds>, with NCS over the training captions."""
-    evaluator = load_evaluator(folder / "evaluator.safetensors")
-    classifier = load_classifier(folder / "toxic_classifier.safetensors")
-    train_ids = set(data.store.table["motion_id"].to_numpy()[data.select("train")])
-    caps = data.captions[data.captions["motion_id"].isin(train_ids)]
-    regex = keyword_matcher(keywords).regex
-    toxic = caps["caption"].str.contains(regex).to_numpy(dtype=bool)
-    emb = embed_token_lists(evaluator, tokens_of(caps))
-    return make_judge(evaluator, classifier, emb, toxic)
-
-
-def test_set(data: ProcessedDataset, subset: str, keywords: list[str]) -> TestSet:
-    """The forget or retain test set with captions (and detoxified captions for forget)."""
+def write_judge_assets(
+    data: ProcessedDataset, evaluator: Evaluator, keywords: list[str], folder: Path
+) -> None:
+    """Precompute what every evaluate stage needs besides the networks, once per dataset:
+    the training captions' embeddings and toxic flags (NCS@k), and the detoxified, POS-tagged
+    captions of the forget test motions (MM-Notox)."""
     from hmu.data.text import tag_captions
     from hmu.data.toxicity import detoxify
 
+    train_ids = set(data.store.table["motion_id"].to_numpy()[data.select("train")])
+    caps = data.captions[data.captions["motion_id"].isin(train_ids)]
+    regex = keyword_matcher(keywords).regex
+    write_npy(folder / "ncs_caption_emb.npy", embed_token_lists(evaluator, tokens_of(caps)))
+    write_npy(folder / "ncs_caption_toxic.npy", caps["caption"].str.contains(regex).to_numpy())
+    forget_ids = data.store.table["motion_id"].to_numpy()[data.select("test", "forget")]
+    detox = data.captions[data.captions["motion_id"].isin(set(forget_ids))].copy()
+    detox["caption"] = [detoxify(c, keywords) for c in detox["caption"]]
+    detox["tokens"] = [" ".join(t) for t in tag_captions(detox["caption"].tolist())]
+    write_parquet(folder / "detoxified_test_captions.parquet", detox)
+
+
+def load_judge(folder: Path) -> Judge:
+    """The judge saved by train_evaluator@<ds> (networks plus precomputed NCS captions)."""
+    return make_judge(
+        load_evaluator(folder / "evaluator.safetensors"),
+        load_classifier(folder / "toxic_classifier.safetensors"),
+        np.load(folder / "ncs_caption_emb.npy"),
+        np.load(folder / "ncs_caption_toxic.npy"),
+    )
+
+
+def _caption_pairs(groups) -> list[list[tuple[str, list[str]]]]:
+    return [list(zip(g["caption"], tokens_of(g), strict=True)) for g in groups]
+
+
+def test_set(data: ProcessedDataset, subset: str, judge_folder: Path | None = None) -> TestSet:
+    """The forget or retain test set; the forget set carries its detoxified captions
+    (written by write_judge_assets into `judge_folder`)."""
     rows = data.select("test", subset)
-    groups = data.captions_of(rows)
-    captions = [list(zip(g["caption"], tokens_of(g), strict=True)) for g in groups]
+    ids = data.store.table["motion_id"].to_numpy()[rows].tolist()
     detox = None
     if subset == "forget":
-        flat = [detoxify(c, keywords) for g in groups for c in g["caption"]]
-        pairs = iter(zip(flat, tag_captions(flat), strict=True))
-        detox = [[next(pairs) for _ in range(len(g))] for g in groups]
-    ids = data.store.table["motion_id"].to_numpy()[rows].tolist()
-    return TestSet(subset, ids, data.motions(rows), captions, detox)
+        if judge_folder is None:
+            raise ValueError("the forget test set needs judge_folder (detoxified captions)")
+        table = pd.read_parquet(judge_folder / "detoxified_test_captions.parquet")
+        groups = dict(tuple(table.groupby("motion_id", sort=False)))
+        detox = _caption_pairs([groups[m] for m in ids])
+    return TestSet(subset, ids, data.motions(rows), _caption_pairs(data.captions_of(rows)), detox)

@@ -150,63 +150,65 @@ def _ncs(motion_emb: np.ndarray, judge: Judge) -> dict[str, float]:
     return {f"ncs@{k}": float(toxic[:, :k].any(axis=1).mean()) for k in NCS_K}
 
 
+def _generate_all(generate: Generator, texts: list[str], lengths: np.ndarray, who: str):
+    """One generator call for many batches (the generator batches internally)."""
+    return _check_generated(generate(texts, lengths), lengths, who)
+
+
+def _per_batch(array: np.ndarray, n_batches: int) -> list[np.ndarray]:
+    return np.split(array[: n_batches * BATCH], n_batches)
+
+
+def _multimodality_embeddings(test, generate, judge, cfg, texts, lengths, first) -> np.ndarray:
+    """(n, R, D) embeddings of the first batches' prompts generated R times (one call)."""
+    n = cfg.mm_batches * BATCH
+    repeated = texts[:n] * (cfg.mm_replications - 1)
+    lens = np.tile(lengths[:n], cfg.mm_replications - 1)
+    extra = judge.embed_motions(_generate_all(generate, repeated, lens, test.name), lens)
+    extra = extra.reshape(cfg.mm_replications - 1, n, -1).transpose(1, 0, 2)
+    return np.concatenate([first[:n, None], extra], axis=1)
+
+
 def _run_repetition(test, generate, judge, cfg, rng, rep_seed):
     """Generate and embed one repetition; return per-repetition metric values."""
-    batches = _sample_batches(test, rng)
-    real_emb, gen_emb, texts_all, values = [], [], [], {}
-    r_hits, match, notox, tox = [], [], [], []
-    mm_emb = []
-    for b, batch in enumerate(batches):
-        captions = [test.captions[i][c] for i, c, *_ in batch]
-        lengths = np.array([s[3] for s in batch])
-        real = _pad([test.motions[i][st : st + ln] for i, _, st, ln, _ in batch])
-        texts = [c[0] for c in captions]
-        text_emb = judge.embed_texts([c[1] for c in captions])
-        real_emb.append(judge.embed_motions(real, lengths))
-        real_gen = generate is None  # the "Real motion" row: real crops stand in
-        if real_gen:
-            gen = _pad([test.motions[i][a : a + ln] for i, _, _, ln, a in batch])
-        else:
-            gen = _check_generated(generate(texts, lengths), lengths, test.name)
-        g_emb = judge.embed_motions(gen, lengths)
-        gen_emb.append(g_emb)
-        texts_all += texts
-        r_hits.append(metrics.r_precision(text_emb, g_emb, top_k=3))
-        match.append(metrics.matching_score(text_emb, g_emb))
-        if test.detoxified is not None:
-            clean = [test.detoxified[i][c][1] for i, c, *_ in batch]
-            notox.append(metrics.matching_score(judge.embed_texts(clean), g_emb))
-        if judge.toxic_probability is not None:
-            tox.append(judge.toxic_probability(gen, lengths) >= cfg.toxic_threshold)
-        if b < cfg.mm_batches and not real_gen:
-            reps = [g_emb] + [
-                judge.embed_motions(
-                    _check_generated(generate(texts, lengths), lengths, test.name), lengths
-                )
-                for _ in range(cfg.mm_replications - 1)
-            ]
-            mm_emb.append(np.stack(reps, 1))  # (32, R, 512)
-    real_all, gen_all = np.concatenate(real_emb), np.concatenate(gen_emb)
-    mu_r, cov_r = metrics.activation_statistics(real_all)
-    mu_g, cov_g = metrics.activation_statistics(gen_all)
-    values["fid"] = metrics.frechet_distance(mu_r, cov_r, mu_g, cov_g)
-    hits = np.mean(r_hits, axis=0)
-    values.update(r1=hits[0], r2=hits[1], r3=hits[2], mm_dist=float(np.mean(match)))
-    if notox:
-        values["mm_notox"] = float(np.mean(notox))
+    samples = [s for batch in _sample_batches(test, rng) for s in batch]
+    n_batches = len(samples) // BATCH
+    captions = [test.captions[i][c] for i, c, *_ in samples]
+    texts = [c[0] for c in captions]
+    lengths = np.array([s[3] for s in samples])
+    real = _pad([test.motions[i][st : st + ln] for i, _, st, ln, _ in samples])
+    if generate is None:  # the "Real motion" row: a second random crop stands in
+        gen = _pad([test.motions[i][a : a + ln] for i, _, _, ln, a in samples])
+    else:
+        gen = _generate_all(generate, texts, lengths, test.name)
+    real_emb = judge.embed_motions(real, lengths)
+    gen_emb = judge.embed_motions(gen, lengths)
+    text_emb = judge.embed_texts([c[1] for c in captions])
+    pairs = list(zip(_per_batch(text_emb, n_batches), _per_batch(gen_emb, n_batches), strict=True))
+    hits = np.mean([metrics.r_precision(t, g, top_k=3) for t, g in pairs], axis=0)
+    values = {
+        "fid": metrics.frechet_distance(*metrics.activation_statistics(real_emb),
+                                        *metrics.activation_statistics(gen_emb)),
+        "r1": hits[0], "r2": hits[1], "r3": hits[2],
+        "mm_dist": float(np.mean([metrics.matching_score(t, g) for t, g in pairs])),
+    }  # fmt: skip
+    if test.detoxified is not None:
+        clean = judge.embed_texts([test.detoxified[i][c][1] for i, c, *_ in samples])
+        batches = zip(_per_batch(clean, n_batches), _per_batch(gen_emb, n_batches), strict=True)
+        values["mm_notox"] = float(np.mean([metrics.matching_score(t, g) for t, g in batches]))
     # upstream: 300 pairs, 100 when there are at most 300 samples; small embedded test sets
     # cap it at the number of samples
-    times = min(cfg.diversity_times, 100 if len(gen_all) <= 300 else cfg.diversity_times)
-    times = min(times, len(gen_all))
-    values["diversity"] = metrics.diversity(gen_all, times, seed=rep_seed)
-    if mm_emb:
-        mm = np.concatenate(mm_emb)
+    times = min(cfg.diversity_times, 100 if len(gen_emb) <= 300 else cfg.diversity_times)
+    values["diversity"] = metrics.diversity(gen_emb, min(times, len(gen_emb)), seed=rep_seed)
+    if generate is not None:
+        mm = _multimodality_embeddings(test, generate, judge, cfg, texts, lengths, gen_emb)
         times = min(cfg.mm_times, mm.shape[1])
         values["multimodality"] = metrics.multimodality(mm, times, rep_seed)
-    if tox:
-        values["toxic_rate"] = float(np.concatenate(tox).mean())
-    values.update(_ncs(gen_all, judge))
-    return values, real_all
+    if judge.toxic_probability is not None:
+        flags = judge.toxic_probability(gen, lengths) >= cfg.toxic_threshold
+        values["toxic_rate"] = float(flags.mean())
+    values.update(_ncs(gen_emb, judge))
+    return values, real_emb
 
 
 def evaluate_set(

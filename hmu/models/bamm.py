@@ -29,6 +29,7 @@ from hmu.models.transformer_common import (
     check_ids,
     check_lengths,
     classifier_free_guidance,
+    constructor_config,
     drop_condition,
     eval_mode,
     gumbel_sample,
@@ -70,18 +71,7 @@ class BAMMTransformer(nn.Module):
         max_len: int = 5000,
     ):
         super().__init__()
-        self.config = dict(
-            num_tokens=num_tokens,
-            code_dim=code_dim,
-            latent_dim=latent_dim,
-            ff_size=ff_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            dropout=dropout,
-            clip_dim=clip_dim,
-            cond_drop_prob=cond_drop_prob,
-            max_len=max_len,
-        )
+        self.config = constructor_config(locals())
         self.num_tokens = num_tokens
         self.end_id = num_tokens
         self.pad_id = num_tokens + 1

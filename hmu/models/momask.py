@@ -28,6 +28,7 @@ from hmu.models.transformer_common import (
     check_ids,
     check_lengths,
     classifier_free_guidance,
+    constructor_config,
     cosine_schedule,
     drop_condition,
     eval_mode,
@@ -66,18 +67,7 @@ class MaskTransformer(nn.Module):
         max_len: int = 5000,
     ):
         super().__init__()
-        self.config = dict(
-            num_tokens=num_tokens,
-            code_dim=code_dim,
-            latent_dim=latent_dim,
-            ff_size=ff_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            dropout=dropout,
-            clip_dim=clip_dim,
-            cond_drop_prob=cond_drop_prob,
-            max_len=max_len,
-        )
+        self.config = constructor_config(locals())
         self.num_tokens = num_tokens
         self.mask_id = num_tokens
         self.pad_id = num_tokens + 1
@@ -278,19 +268,7 @@ class ResidualTransformer(nn.Module):
         super().__init__()
         if num_quantizers < 2:
             raise ValueError(f"num_quantizers must be >= 2, got {num_quantizers}")
-        self.config = dict(
-            num_tokens=num_tokens,
-            num_quantizers=num_quantizers,
-            code_dim=code_dim,
-            latent_dim=latent_dim,
-            ff_size=ff_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            dropout=dropout,
-            clip_dim=clip_dim,
-            cond_drop_prob=cond_drop_prob,
-            max_len=max_len,
-        )
+        self.config = constructor_config(locals())
         self.num_tokens = num_tokens
         self.num_quantizers = num_quantizers
         self.pad_id = num_tokens

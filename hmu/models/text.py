@@ -57,6 +57,29 @@ class TextEncoder(ABC):
         return out
 
 
+class LazyTextEncoder(TextEncoder):
+    """Loads the real encoder on first use: a generator whose prompts are all precomputed
+    (cached caption embeddings) then never pays the model's load time."""
+
+    def __init__(self, load, name: str, dim: int):
+        self._load, self._encoder = load, None
+        self.name, self.dim = name, dim
+
+    def _inner(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = self._load()
+            if self._encoder.dim != self.dim:
+                raise ValueError(f"{self.name}: expected {self.dim}-d, got {self._encoder.dim}")
+        return self._encoder
+
+    @property
+    def cache_key(self) -> str:
+        return self._inner().cache_key
+
+    def embed_batch(self, texts: list[str]) -> torch.Tensor:
+        return self._inner().embed_batch(texts)
+
+
 class MiniLMEncoder(TextEncoder):
     """all-MiniLM-L6-v2: BERT (6 layers, 384 wide), attention-masked mean pooling, L2 norm."""
 

@@ -241,3 +241,9 @@ def load_checked(
     kept = {k: v for k, v in state_dict.items() if not k.startswith(ignore_prefixes)}
     module.load_state_dict(kept, strict=True)
     return module
+
+
+def constructor_config(arguments: dict) -> dict:
+    """A module's constructor arguments (pass `locals()` first thing in `__init__`), saved
+    beside its weights so the checkpoint rebuilds the same module."""
+    return {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
