@@ -15,8 +15,9 @@ def main(command: list[str]) -> int:
     start = last = time.perf_counter()
     current, times = None, {}
     with Path("timed_repro.log").open("w") as log:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
         for line in proc.stdout:
             log.write(line)
             found = re.search(r"Running stage '([^']+)'", line)

@@ -9,9 +9,8 @@ the error of the converted joints against the generator's ground truth in cm).
 import time
 from pathlib import Path
 
-from hmu.data.synth_check import conversion_error_cm
-
 from hmu.data.motionx import convert_folder
+from hmu.data.synth_check import conversion_error_cm
 from hmu.io import write_json
 from hmu.params import load_params, processed_dir, section
 

@@ -43,8 +43,7 @@ def _judge() -> Judge:
         return (embed_motions(motions, lengths)[:, 0] > 1.5).astype(float)  # class 0 is "toxic"
 
     train_emb = np.stack([_class_vector(k) for k in range(CLASSES)])
-    return Judge(embed_texts, embed_motions, toxic_probability, train_emb,
-                 np.arange(CLASSES) == 0)
+    return Judge(embed_texts, embed_motions, toxic_probability, train_emb, np.arange(CLASSES) == 0)
 
 
 def _faithful(texts, lengths):
