@@ -26,22 +26,34 @@ from hmu.unlearn.rece import rece_edit
 from hmu.unlearn.uce import edit_cond_embs
 
 
+def _sampled_captions(dataset: str, subset: str, count: int, seed: int) -> list[str]:
+    """`count` random training captions of the forget or retain set (none if count is 0)."""
+    if count <= 0:
+        return []
+    data = ProcessedDataset.open(dataset)
+    ids = set(data.store.table["motion_id"].to_numpy()[data.select("train", subset)])
+    captions = data.captions[data.captions["motion_id"].isin(ids)]["caption"]
+    return captions.sample(min(count, len(captions)), random_state=seed).tolist()
+
+
 def _edit_embeddings(params, dataset, cfg):
-    """erase / target / preserve text embeddings for UCE and RECE."""
+    """erase / target / preserve text embeddings for UCE and RECE.
+
+    erase: the concept's keywords (+ `erase_captions` forget captions); target: cfg.target
+    ("" by default); preserve: `preserve_words` (+ `preserve_captions` retain captions).
+    """
     gen = section(params, "generator")
     encoder = load_text_encoder(gen["text_encoder"], weights_path=gen["clip_weights"])
     keywords = section(params, f"toxicity.{dataset}.keywords")
-    erase = pooled_word_embedding(keywords, encoder)
+    erase_texts = keywords + _sampled_captions(
+        dataset, "forget", cfg["erase_captions"], cfg["seed"]
+    )
+    preserve_texts = cfg["preserve_words"] + _sampled_captions(
+        dataset, "retain", cfg["preserve_captions"], cfg["seed"]
+    )
+    erase = pooled_word_embedding(erase_texts, encoder)
     target = pooled_word_embedding([cfg["target"]], encoder)[0]
-    words = cfg["preserve_words"]
-    preserve = pooled_word_embedding(words, encoder) if words else None
-    if cfg["preserve_captions"] > 0:
-        data = ProcessedDataset.open(dataset)
-        retain_ids = set(data.store.table["motion_id"].to_numpy()[data.select("train", "retain")])
-        caps = data.captions[data.captions["motion_id"].isin(retain_ids)]["caption"]
-        picked = caps.sample(min(cfg["preserve_captions"], len(caps)), random_state=cfg["seed"])
-        extra = encoder.encode(picked.tolist())
-        preserve = extra if preserve is None else np.concatenate([preserve, extra])
+    preserve = pooled_word_embedding(preserve_texts, encoder) if preserve_texts else None
     return erase, target, preserve
 
 
