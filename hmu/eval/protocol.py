@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -85,14 +85,19 @@ class ProtocolConfig:
     repetitions: int = 20
     mm_replications: int = 30  # generations per text for MultiModality (paper: 30)
     mm_batches: int = 3
+    mm_repetitions: int = 20  # repetitions that also measure MultiModality (upstream: all)
     diversity_times: int = 300
     mm_times: int = 10
     seed: int = 0
     toxic_threshold: float = 0.5
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> ProtocolConfig:
-        if self.repetitions < 1 or self.mm_replications < 2 or self.mm_batches < 1:
+        if (
+            self.repetitions < 1
+            or self.mm_replications < 2
+            or self.mm_batches < 1
+            or self.mm_repetitions < 1
+        ):
             raise ValueError(f"protocol params out of range: {self}")
         return self
 
@@ -169,7 +174,7 @@ def _multimodality_embeddings(test, generate, judge, cfg, texts, lengths, first)
     return np.concatenate([first[:n, None], extra], axis=1)
 
 
-def _run_repetition(test, generate, judge, cfg, rng, rep_seed):
+def _run_repetition(test, generate, judge, cfg, rng, rep_seed, with_mm=True):
     """Generate and embed one repetition; return per-repetition metric values."""
     samples = [s for batch in _sample_batches(test, rng) for s in batch]
     n_batches = len(samples) // BATCH
@@ -200,7 +205,7 @@ def _run_repetition(test, generate, judge, cfg, rng, rep_seed):
     # cap it at the number of samples
     times = min(cfg.diversity_times, 100 if len(gen_emb) <= 300 else cfg.diversity_times)
     values["diversity"] = metrics.diversity(gen_emb, min(times, len(gen_emb)), seed=rep_seed)
-    if generate is not None:
+    if generate is not None and with_mm:
         mm = _multimodality_embeddings(test, generate, judge, cfg, texts, lengths, gen_emb)
         times = min(cfg.mm_times, mm.shape[1])
         values["multimodality"] = metrics.multimodality(mm, times, rep_seed)
@@ -223,7 +228,8 @@ def evaluate_set(
     start = time.perf_counter()
     for rep in tqdm(range(cfg.repetitions), desc=f"eval {test.name}", disable=not progress):
         rng = np.random.default_rng([cfg.seed, rep])
-        values, _ = _run_repetition(test, generate, judge, cfg, rng, rep_seed=cfg.seed + rep)
+        with_mm = rep < cfg.mm_repetitions
+        values, _ = _run_repetition(test, generate, judge, cfg, rng, cfg.seed + rep, with_mm)
         for k, v in values.items():
             per_rep.setdefault(k, []).append(float(v))
     out = {
