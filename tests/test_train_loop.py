@@ -68,7 +68,7 @@ def _worker(rank, world, port, work_dir, queue):
     model = _model()
     train(model, 64, _batch, _loss, TrainConfig(**CFG), work_dir, progress=False)
     if rank == 0:
-        queue.put(_flat(model))
+        queue.put(_flat(model).numpy())  # by value: a shared tensor dies with its process
     torch.distributed.destroy_process_group()
 
 
@@ -89,7 +89,7 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path):
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    torch.testing.assert_close(result, _flat(single), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(result), _flat(single), rtol=1e-4, atol=1e-5)
 
 
 def test_model_checkpoint_round_trip_and_key_errors(tmp_path):
