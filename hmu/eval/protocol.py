@@ -125,7 +125,8 @@ def _sample_batches(test: TestSet, rng: np.random.Generator):
     return [samples[b * BATCH : (b + 1) * BATCH] for b in range(n_batches)]
 
 
-def _pad(motions: Sequence[np.ndarray]) -> np.ndarray:
+def pad_motions(motions: Sequence[np.ndarray]) -> np.ndarray:
+    """(B, 196, D) float32, zero after each motion's frames."""
     out = np.zeros((len(motions), MAX_LEN, motions[0].shape[-1]), dtype=np.float32)
     for j, m in enumerate(motions):
         out[j, : len(m)] = m
@@ -181,9 +182,9 @@ def _run_repetition(test, generate, judge, cfg, rng, rep_seed, with_mm=True):
     captions = [test.captions[i][c] for i, c, *_ in samples]
     texts = [c[0] for c in captions]
     lengths = np.array([s[3] for s in samples])
-    real = _pad([test.motions[i][st : st + ln] for i, _, st, ln, _ in samples])
+    real = pad_motions([test.motions[i][st : st + ln] for i, _, st, ln, _ in samples])
     if generate is None:  # the "Real motion" row: a second random crop stands in
-        gen = _pad([test.motions[i][a : a + ln] for i, _, _, ln, a in samples])
+        gen = pad_motions([test.motions[i][a : a + ln] for i, _, _, ln, a in samples])
     else:
         gen = _generate_all(generate, texts, lengths, test.name)
     real_emb = judge.embed_motions(real, lengths)

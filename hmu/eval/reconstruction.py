@@ -12,6 +12,7 @@ import torch
 
 from hmu.data.humanml import recover_from_ric
 from hmu.eval import metrics
+from hmu.eval.protocol import pad_motions
 from hmu.models.rvq import RVQVAE
 
 UNIT, MAX_FRAMES = 4, 196
@@ -27,13 +28,6 @@ def reconstruct(vq: RVQVAE, motions: list[np.ndarray], mean, std) -> list[np.nda
         recon = vq.forward_decoder(vq.encode(x))[0].numpy()
         out.append(recon * std + mean)
     return out
-
-
-def _padded(arrays: list[np.ndarray]) -> np.ndarray:
-    """(B, 196, D) float32, zero after each array's frames."""
-    return np.stack([np.pad(a, ((0, MAX_FRAMES - len(a)), (0, 0))) for a in arrays]).astype(
-        np.float32
-    )
 
 
 def reconstruction_metrics(
@@ -53,9 +47,9 @@ def reconstruction_metrics(
         local.append(np.linalg.norm(aligned, axis=-1).mean())
     lengths = np.array([len(r) for r in recons])
     real_emb = embed_motions(
-        _padded([m[:n] for m, n in zip(motions, lengths, strict=True)]), lengths
+        pad_motions([m[:n] for m, n in zip(motions, lengths, strict=True)]), lengths
     )
-    recon_emb = embed_motions(_padded(recons), lengths)
+    recon_emb = embed_motions(pad_motions(recons), lengths)
     fid = metrics.frechet_distance(
         *metrics.activation_statistics(real_emb), *metrics.activation_statistics(recon_emb)
     )
