@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hmu.models.bamm import BAMMTransformer, hybrid_attention_mask
 from hmu.models.transformer_common import load_checked
@@ -287,6 +288,50 @@ def test_refine_keeps_known_and_ignores_remasked_values():
     assert ((out[remask] >= 0) & (out[remask] < 16)).all()
     assert len(seen) == int(remask.any(0).sum())
     torch.testing.assert_close(torch.stack(seen), torch.stack(seen_again))
+
+
+def test_cached_passes_match_full_forwards():
+    """Both passes use a key/value cache; each step must see the logits of a full forward."""
+    model = scramble(BAMMTransformer(**TINY), seed=3).eval()
+    g = torch.Generator().manual_seed(2)
+    cond = torch.randn(4, 8, generator=g)
+    lengths = torch.tensor([7, 2, 5, 4])
+    remask = (torch.rand(4, 7, generator=g) < 0.5) & (torch.arange(7)[None] < lengths[:, None])
+    remask[0, 0] = True
+
+    def recorder():
+        seen = []
+
+        def argmax(logits):
+            seen.append(logits.clone())
+            return logits.argmax(-1)
+
+        return seen, argmax
+
+    with torch.no_grad():
+        for scale in (1.0, 3.0):
+            seen, argmax = recorder()
+            tokens, _ = model._first_pass(cond, lengths, 7, scale, argmax)
+            for k, logits in enumerate(seen):  # pass 1: causal, only the prefix counts
+                prefix = tokens[:, :k]  # zeros past each length, so compare rows within it
+                no_known = torch.zeros_like(prefix, dtype=torch.bool)
+                expected = model._guided_all(prefix, cond, no_known, scale)[:, k, :16]
+                inside = k < lengths
+                torch.testing.assert_close(logits[inside], expected[inside], atol=1e-5, rtol=1e-4)
+
+            seen, argmax = recorder()
+            out = model._refine(tokens, lengths, remask, cond, scale, argmax)
+            ids = F.pad(tokens, (0, 1), value=model.pad_id)
+            ids[torch.arange(7 + 1)[None] > lengths[:, None]] = model.pad_id
+            ids = ids.scatter(1, lengths[:, None], model.end_id)
+            known = (ids != model.pad_id) & ~F.pad(remask, (0, 1), value=False)
+            steps = torch.nonzero(remask.any(0)).flatten().tolist()
+            assert len(seen) == len(steps)
+            for k, logits in zip(steps, seen, strict=True):
+                expected = model.guided_logits(ids, cond, known, cond_scale=scale)[:, k, :16]
+                torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-4)
+                ids[:, k] = torch.where(remask[:, k], out[:, k], ids[:, k])
+            assert torch.equal(ids[:, :7], out)
 
 
 def test_overfit_reproduces_sequences_and_lengths():

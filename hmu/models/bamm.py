@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hmu.models.incremental import IncrementalEncoder
 from hmu.models.transformer_common import (
     PAD_INDEX,
     InputProcess,
@@ -138,13 +139,35 @@ class BAMMTransformer(nn.Module):
 
     def _guided_all(self, ids, cond, known, cond_scale) -> torch.Tensor:
         """CFG over one doubled batch (conditional, zero condition) -> (B, L+1, K+1)."""
+        both = self._with_guidance(cond, cond_scale)
+        reps = both.shape[0] // cond.shape[0]
+        logits = self._forward(ids.repeat(reps, 1), both, known.repeat(reps, 1))
+        return self._guide(logits, cond_scale)
+
+    @staticmethod
+    def _with_guidance(cond: torch.Tensor, cond_scale: float) -> torch.Tensor:
+        """The batch CFG runs: cond (B, C) -> [cond; zeros] (2B, C), or cond when scale is 1."""
+        return cond if cond_scale == 1 else torch.cat([cond, torch.zeros_like(cond)])
+
+    @staticmethod
+    def _guide(logits: torch.Tensor, cond_scale: float) -> torch.Tensor:
+        """Logits of the `_with_guidance` batch (2B, ...) -> guided logits (B, ...)."""
         if cond_scale == 1:
-            return self._forward(ids, cond, known)
-        both = self._forward(
-            ids.repeat(2, 1), torch.cat([cond, torch.zeros_like(cond)]), known.repeat(2, 1)
-        )
-        cond_logits, uncond_logits = both.chunk(2)
-        return classifier_free_guidance(cond_logits, uncond_logits, cond_scale)
+            return logits
+        return classifier_free_guidance(*logits.chunk(2), cond_scale)
+
+    def _embed_cond(self, cond: torch.Tensor) -> torch.Tensor:
+        """Encoder input of the condition token (position 0), batch-first: (B, 1, D)."""
+        return self.cond_emb(cond)[:, None] + self.position_enc.pe[0]
+
+    def _embed_tokens(self, ids: torch.Tensor, start: int) -> torch.Tensor:
+        """Encoder inputs of tokens ids (B, Q) at sequence positions start.. (>= 1): (B, Q, D)."""
+        x = self.input_process.poseEmbedding(self.token_emb(ids))  # (B, Q, D)
+        return x + self.position_enc.pe[start : start + ids.shape[1], 0]
+
+    def _head(self, hidden: torch.Tensor, cond_scale: float) -> torch.Tensor:
+        """Guided logits (B, Q, K+1) from batch-first encoder outputs (2B or B, Q, D)."""
+        return self._guide(self.output_process(hidden.transpose(0, 1)), cond_scale)
 
     def corrupt(
         self, ids: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None
@@ -250,24 +273,33 @@ class BAMMTransformer(nn.Module):
             return tokens.masked_fill(~valid, PAD_INDEX), lengths
 
     def _first_pass(self, cond, lengths, max_len, cond_scale, sample):
-        """Autoregressive pass 1 -> (tokens (B, N) codes, lengths (B,)); N = max length."""
-        batch, device = cond.shape[0], cond.device
+        """Autoregressive pass 1 -> (tokens (B, N) codes, lengths (B,)); N = max length.
+
+        Causal attention, so each step encodes only the newest position (cached keys/values).
+        """
+        batch = cond.shape[0]
         predict_len = lengths is None
         steps = max_len if predict_len else int(lengths.max())
-        tokens = torch.zeros((batch, 0), dtype=torch.long, device=device)
-        no_known = torch.zeros((batch, 0), dtype=torch.bool, device=device)
+        both = self._with_guidance(cond, cond_scale)
+        reps = both.shape[0] // batch
+        cache = IncrementalEncoder(self.seqTransEncoder, both.shape[0], steps, both)
+        causal = torch.ones(steps, steps, dtype=torch.bool, device=cond.device).tril()
+        x = self._embed_cond(both)  # (2B, 1, D): position 0
+        sampled, ended = [], torch.zeros(batch, dtype=torch.bool, device=cond.device)
         for k in range(steps):
-            # Causal attention: output k only depends on the prefix, so feed just the prefix.
-            logits = self._guided_all(tokens, cond, no_known, cond_scale)[:, k]  # (B, K+1)
+            hidden = cache.run(x, k, causal[k].expand(both.shape[0], 1, steps))
+            logits = self._head(hidden, cond_scale)[:, 0]  # (B, K+1): predicts token k
             if not predict_len:
                 logits = logits[:, : self.num_tokens]
             elif k == 0:
-                logits = logits.clone()
                 logits[:, self.end_id] = float("-inf")
-            tokens = torch.cat([tokens, sample(logits)[:, None]], dim=1)
-            no_known = F.pad(no_known, (0, 1), value=False)
-            if predict_len and (tokens == self.end_id).any(dim=1).all():
+            token = sample(logits)  # (B,)
+            sampled.append(token)
+            ended |= token == self.end_id
+            if predict_len and ended.all():
                 break
+            x = self._embed_tokens(token.repeat(reps)[:, None], k + 1)
+        tokens = torch.stack(sampled, dim=1)  # (B, k+1)
         if predict_len:
             is_end = F.pad(tokens == self.end_id, (0, 1), value=True)  # (B, k+2)
             lengths = is_end.int().argmax(dim=1).clamp(max=tokens.shape[1])  # first end
@@ -276,13 +308,32 @@ class BAMMTransformer(nn.Module):
         return tokens.masked_fill(~lengths_to_mask(lengths, steps), 0), lengths
 
     def _refine(self, tokens, lengths, remask, cond, cond_scale, sample):
-        """Pass 2: resample `remask` positions left to right, all others (and end) known."""
+        """Pass 2: resample `remask` positions left to right, all others (and end) known.
+
+        One full encoding fills the key/value cache; then each position from the first to
+        the last re-masked one is re-encoded after its input token is final, so every output
+        equals a full forward over the current tokens.
+        """
         seq_len = tokens.shape[1]
         with_end = lengths_to_mask(lengths + 1, seq_len + 1)  # (B, N+1)
         ids = F.pad(tokens, (0, 1), value=self.pad_id).masked_fill(~with_end, self.pad_id)
         ids = ids.scatter(1, lengths[:, None], self.end_id)  # (B, N+1)
         known = with_end & ~F.pad(remask, (0, 1), value=False)  # (B, N+1)
-        for k in torch.nonzero(remask.any(dim=0)).flatten().tolist():
-            logits = self._guided_all(ids, cond, known, cond_scale)[:, k, : self.num_tokens]
-            ids[:, k] = torch.where(remask[:, k], sample(logits), ids[:, k])
+        steps = torch.nonzero(remask.any(dim=0)).flatten().tolist()
+        if not steps:
+            return ids[:, :seq_len]
+        both = self._with_guidance(cond, cond_scale)
+        reps = both.shape[0] // cond.shape[0]
+        allowed = hybrid_attention_mask(known).repeat(reps, 1, 1)  # (2B, N+2, N+2)
+        cache = IncrementalEncoder(self.seqTransEncoder, both.shape[0], seq_len + 2, both)
+        cond_token = self._embed_cond(both)  # (2B, 1, D)
+        cache.run(
+            torch.cat([cond_token, self._embed_tokens(ids.repeat(reps, 1), 1)], 1), 0, allowed
+        )
+        for k in range(steps[0], steps[-1] + 1):
+            x = cond_token if k == 0 else self._embed_tokens(ids[:, k - 1 : k].repeat(reps, 1), k)
+            hidden = cache.run(x, k, allowed[:, k : k + 1])  # position k: token k - 1
+            if remask[:, k].any():
+                logits = self._head(hidden, cond_scale)[:, 0, : self.num_tokens]  # (B, K)
+                ids[:, k] = torch.where(remask[:, k], sample(logits), ids[:, k])
         return ids[:, :seq_len]
