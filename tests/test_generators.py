@@ -2,6 +2,7 @@
 
 import json
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import torch
 
 import hmu.generate as generate_module
 import hmu.train.generators as gens
+import hmu.unlearn.finetune as finetune_module
 from hmu.cli import main as cli_main
 from hmu.data.humanml import mean_std
 from hmu.data.store import write_store
@@ -456,6 +458,27 @@ def tiny_params() -> dict:
     }
 
 
+def check_finetune_uses_base_codebook(tmp_path, params, monkeypatch):
+    """Fine-tuning continues the base model on D_r: D_r's rows, tokens of the base VQ-VAE."""
+    retain = gens.training_inputs("tiny", "retain")
+    mixed = gens.training_inputs("tiny", "retain", codebook="all")
+    assert np.array_equal(mixed[2], retain[2])  # D_r's train rows
+    assert np.array_equal(mixed[0], np.load("data/processed/tiny/tokens_all.npz")["tokens"])
+    assert not np.array_equal(mixed[0], retain[0])  # the two VQ-VAEs tokenise differently
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return gens.training_inputs(*args)
+
+    monkeypatch.setattr(finetune_module, "training_inputs", spy)
+    train = {"batch_size": 4, "lr": 1e-4, "checkpoint_every": 2, "log_every": 2}
+    params = {**params, "finetune": {"epochs": 1, "residual": True, "train": train}}
+    pieces = finetune_module.finetune(params, "tiny", "momask", tmp_path / "models/tiny/ft")
+    assert calls == [("tiny", "retain", "all")]
+    assert pieces["vq"] == "models/tiny/vq_all" and Path(pieces["trans"]).exists()
+
+
 def test_stages_end_to_end(tmp_path, monkeypatch):
     write_tiny_dataset(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -483,6 +506,7 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     gens.stage_train_res("tiny", "all", params, progress=False)
     assert (tmp_path / "models/tiny/res_all/live/metrics.json").exists()
     assert not any((tmp_path / ".work" / "tiny").iterdir())  # states removed after success
+    check_finetune_uses_base_codebook(tmp_path, params, monkeypatch)
     with pytest.raises(ValueError, match="set by the data"):
         bad = tiny_params()
         bad["res"]["small"]["model"]["num_tokens"] = 5

@@ -514,20 +514,25 @@ def stage_tokenize(dataset: str, subset: str, params: Mapping[str, Any]) -> dict
     return {"motions": len(tokens), "seconds": round(time.perf_counter() - start, 1)}
 
 
-def training_inputs(dataset: str, subset: str) -> tuple:
+def training_inputs(dataset: str, subset: str, codebook: str | None = None) -> tuple:
     """(tokens, n_tokens, rows, caption rows per row, text_emb, nb_code) for the token models.
 
     rows: the train partition of `subset` (all, or retain = D_r) in the token table's order.
+    codebook: whose VQ-VAE tokenised the motions (tokens_<codebook>.npz), `subset` by default:
+    a model trained from scratch on a subset uses that subset's VQ-VAE, while fine-tuning the
+    base model on D_r must keep the base (all) codebook, or its token ids would mean other codes.
     """
+    codebook = subset if codebook is None else codebook
     _check_subset(subset)
+    _check_subset(codebook)
     data = _open(dataset)
     folder = processed_dir(dataset)
-    cached = np.load(folder / f"tokens_{subset}.npz")
+    cached = np.load(folder / f"tokens_{codebook}.npz")
     tokens, n_tokens, nb_code = cached["tokens"], cached["n_tokens"], int(cached["nb_code"])
     if len(tokens) != len(data.store):
         raise ValueError(
-            f"{folder}/tokens_{subset}.npz has {len(tokens)} motions, the store "
-            f"{len(data.store)}: rerun tokenize@{dataset}-{subset}"
+            f"{folder}/tokens_{codebook}.npz has {len(tokens)} motions, the store "
+            f"{len(data.store)}: rerun tokenize@{dataset}-{codebook}"
         )
     text_emb = np.load(folder / "text_emb.npy")
     if len(text_emb) != len(data.captions):

@@ -1,7 +1,8 @@
 """The fine-tuning baseline: continue training the base transformers on the retain set D_r.
 
 The masked (MoMask) or BAMM transformer, and the residual transformer, start from the base
-model and train on D_r's cached tokens for a few epochs (the paper: 5). The VQ-VAE is kept.
+model and train on D_r's motions, tokenised by the base VQ-VAE (which is kept), for a few epochs
+(the paper: 5).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def finetune(params: dict, dataset: str, model: str, out: Path) -> dict:
     """Fine-tune the base transformers on D_r; returns the method's pieces."""
     cfg = section(params, "finetune")
     pieces = base_pieces(dataset, model)
-    tokens, n_tokens, rows, captions, text_emb, _ = training_inputs(dataset, "retain")
+    # D_r's motions, tokenised by the base model's own VQ-VAE (the one it generates with)
+    tokens, n_tokens, rows, captions, text_emb, _ = training_inputs(dataset, "retain", "all")
     steps = max(1, math.ceil(cfg["epochs"] * len(rows) / cfg["train"]["batch_size"]))
     train_cfg = TrainConfig.from_params({**cfg["train"], "steps": steps})
     inputs = (tokens, n_tokens, rows, captions, text_emb)
