@@ -381,6 +381,40 @@ def test_layer_schedule_range_and_bias():
     assert counts[1] > counts[5]  # upstream favours low layers
 
 
+def test_residual_gradients_are_deterministic_with_threads():
+    """Embedding lookups must not use index_put_ backward (nondeterministic on 2+ CPU threads)."""
+    torch.manual_seed(0)
+    model = ResidualTransformer(
+        num_tokens=256,
+        code_dim=64,
+        latent_dim=96,
+        ff_size=192,
+        num_layers=2,
+        num_heads=4,
+        dropout=0.0,
+        clip_dim=32,
+        num_quantizers=6,
+    )
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 256, (64, 49, 6), generator=g)
+    cond, lengths = torch.randn(64, 32, generator=g), torch.randint(10, 50, (64,), generator=g)
+
+    def gradients():
+        model.zero_grad()
+        ce, _ = model.loss(ids, cond, lengths, generator=torch.Generator().manual_seed(0))
+        ce.backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = gradients()
+        for _ in range(3):
+            assert all(torch.equal(a, b) for a, b in zip(first, gradients(), strict=True))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_residual_loss_and_generate():
     model = ResidualTransformer(num_quantizers=3, **TINY)
     g = torch.Generator().manual_seed(4)

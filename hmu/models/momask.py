@@ -312,13 +312,17 @@ class ResidualTransformer(nn.Module):
         key_padding = F.pad(padding_mask, (2, 0), value=False)  # (B, N + 2)
         hidden = self.seqTransEncoder(sequence, src_key_padding_mask=key_padding)[2:]
         hidden = self.output_process(hidden)  # (B, N, C)
-        projection = self.output_proj_weight[layer - 1]  # (B, K+1, C)
-        return torch.einsum("bnc,bkc->bnk", hidden, projection)
+        weight = self.output_proj_weight  # (Q-1, K+1, C)
+        # F.embedding, not indexing: its CPU backward is deterministic (index_put_ is not)
+        projection = F.embedding(layer - 1, weight.flatten(1)).view(-1, *weight.shape[1:])
+        return torch.einsum("bnc,bkc->bnk", hidden, projection)  # (B, N, K+1)
 
     def _history_terms(self, ids: torch.Tensor) -> torch.Tensor:
         """Per-layer embeddings of ids (B, N, L) -> (B, N, L, C)."""
-        layers = torch.arange(ids.shape[-1], device=ids.device)
-        return self.token_embed_weight[layers, ids]
+        weight = self.token_embed_weight  # (Q-1, K+1, C)
+        offsets = torch.arange(ids.shape[-1], device=ids.device) * weight.shape[1]  # (L,)
+        # table lookup as F.embedding: deterministic backward on the CPU, unlike indexing
+        return F.embedding(ids + offsets, weight.flatten(0, 1))
 
     def _history(self, ids: torch.Tensor) -> torch.Tensor:
         """Sum of layer embeddings of ids (B, N, L) over its L layers -> (B, N, C)."""
