@@ -139,15 +139,17 @@ class BAMMTransformer(nn.Module):
 
     def _guided_all(self, ids, cond, known, cond_scale) -> torch.Tensor:
         """CFG over one doubled batch (conditional, zero condition) -> (B, L+1, K+1)."""
-        both = self._with_guidance(cond, cond_scale)
-        reps = both.shape[0] // cond.shape[0]
+        both, reps = self._with_guidance(cond, cond_scale)
         logits = self._forward(ids.repeat(reps, 1), both, known.repeat(reps, 1))
         return self._guide(logits, cond_scale)
 
     @staticmethod
-    def _with_guidance(cond: torch.Tensor, cond_scale: float) -> torch.Tensor:
-        """The batch CFG runs: cond (B, C) -> [cond; zeros] (2B, C), or cond when scale is 1."""
-        return cond if cond_scale == 1 else torch.cat([cond, torch.zeros_like(cond)])
+    def _with_guidance(cond: torch.Tensor, cond_scale: float) -> tuple[torch.Tensor, int]:
+        """The batch CFG runs and how often it repeats the inputs: cond (B, C) ->
+        ([cond; zeros] (2B, C), 2), or (cond, 1) when the scale is 1."""
+        if cond_scale == 1:
+            return cond, 1
+        return torch.cat([cond, torch.zeros_like(cond)]), 2
 
     @staticmethod
     def _guide(logits: torch.Tensor, cond_scale: float) -> torch.Tensor:
@@ -280,14 +282,13 @@ class BAMMTransformer(nn.Module):
         batch = cond.shape[0]
         predict_len = lengths is None
         steps = max_len if predict_len else int(lengths.max())
-        both = self._with_guidance(cond, cond_scale)
-        reps = both.shape[0] // batch
+        both, reps = self._with_guidance(cond, cond_scale)
         cache = IncrementalEncoder(self.seqTransEncoder, both.shape[0], steps, both)
-        causal = torch.ones(steps, steps, dtype=torch.bool, device=cond.device).tril()
+        positions = torch.arange(steps, device=cond.device)
         x = self._embed_cond(both)  # (2B, 1, D): position 0
         sampled, ended = [], torch.zeros(batch, dtype=torch.bool, device=cond.device)
         for k in range(steps):
-            hidden = cache.run(x, k, causal[k].expand(both.shape[0], 1, steps))
+            hidden = cache.run(x, k, (positions <= k).expand(both.shape[0], 1, steps))
             logits = self._head(hidden, cond_scale)[:, 0]  # (B, K+1): predicts token k
             if not predict_len:
                 logits = logits[:, : self.num_tokens]
@@ -322,8 +323,7 @@ class BAMMTransformer(nn.Module):
         steps = torch.nonzero(remask.any(dim=0)).flatten().tolist()
         if not steps:
             return ids[:, :seq_len]
-        both = self._with_guidance(cond, cond_scale)
-        reps = both.shape[0] // cond.shape[0]
+        both, reps = self._with_guidance(cond, cond_scale)
         allowed = hybrid_attention_mask(known).repeat(reps, 1, 1)  # (2B, N+2, N+2)
         cache = IncrementalEncoder(self.seqTransEncoder, both.shape[0], seq_len + 2, both)
         cond_token = self._embed_cond(both)  # (2B, 1, D)
