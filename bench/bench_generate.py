@@ -8,22 +8,12 @@ Run: python bench/bench_generate.py [--dataset humanml3d] [--batch 96] [--repeat
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from timing import best_time
 
 from hmu.generate import load_generator
-
-
-def best_time(fn, repeats: int) -> float:
-    """Fastest wall time of `repeats` calls, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -7,24 +7,14 @@ Run: python bench/bench_lcr.py [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from timing import best_time
 
 from hmu.unlearn.lcr import apply_delta, lcr_delta
 
 MOTIONS, TOKENS, LAYERS, CODES, DIM, TOXIC_SHARE = 29_000, 49, 6, 512, 512, 0.077
-
-
-def best_time(fn, repeats: int) -> float:
-    """Fastest wall time of `repeats` calls, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
