@@ -74,12 +74,9 @@ def segment_table(meta: pd.DataFrame, joints, lengths, labels, flagged, best_fra
                   ) -> pd.DataFrame:  # fmt: skip
     """One row per action segment: its own signatures and strike score (the segment's frames
     cut out of its motion), and whether its motion was flagged with the best frame inside it."""
-    segments = [
-        (i, s)
-        for i, seg in enumerate(meta["segments"])
-        for s in json.loads(seg)
-        if s["start"] < lengths[i] - 2
-    ]  # fmt: skip  (cropped-away segments dropped)
+    # segments cropped away with the motion's end are left out
+    segments = [(i, s) for i, seg in enumerate(meta["segments"]) for s in json.loads(seg)]
+    segments = [(i, s) for i, s in segments if s["start"] < lengths[i] - 2]
     index = np.array([i for i, _ in segments])
     starts = np.array([s["start"] for _, s in segments])
     ends = np.minimum([s["end"] for _, s in segments], lengths[index])
