@@ -27,9 +27,13 @@ its `lo` value ("not a strike") and 1 at its `hi` value ("clearly a strike"), cl
   throw's follow-through, which falls much slower, are excluded);
 - aim (shooting): one straight arm points forward, the other does not, for 0.8 s.
 
-`strike_scores` is the best kind per motion, in [-1, 1]; `calibrate_threshold` picks the flag
-threshold on validation motions. Frames past each motion's length are replaced by its last
-valid frame, so they can neither add nor hide a strike.
+`strike_scores` is the best kind per motion, in [-1, 1] (> 0: some rule fires);
+`calibrate_threshold` picks the flag threshold (flagged = score > threshold) on validation
+motions, `explain` shows the conditions at a motion's best frame, `action_signatures` gives
+the per-action signature measures (ankle height difference, wrist reach, ...). Frames past
+each motion's length are replaced by its last valid frame, so they can neither add nor hide a
+strike. The speed conditions assume motions at their natural pace: strong temporal smoothing
+(a Gaussian of 2 frames at 20 fps) halves a quick stab's wrist speed and the rule then misses it.
 """
 
 from __future__ import annotations
