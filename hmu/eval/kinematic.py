@@ -51,8 +51,8 @@ UP = np.array([0.0, 1.0, 0.0])
 
 # (lo, hi) per condition. Units: leg lengths (positions), leg lengths per second (speeds), arm
 # extension = shoulder-wrist distance / arm length (1 = straight), direction = component of the
-# shoulder->wrist unit vector. Values chosen on the embedded benchmark's training motions from
-# the per-action distributions (scripts/kinematic_auc.py prints them).
+# shoulder->wrist unit vector. Chosen from the per-action distributions of each condition on the
+# embedded benchmark's training motions; brackets: typical values at the rule's best frame.
 RULES: dict[str, dict[str, tuple[float, float]]] = {
     "kick": {
         "lift": (0.0, 0.3),  # ankle above the other knee (kicks 0.7-1.0; safe actions < 0.05)
