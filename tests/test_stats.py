@@ -206,3 +206,36 @@ def test_spearman():
     assert math.isnan(stats.spearman([1, 2], [2, 1]))
     assert math.isnan(stats.spearman([1, 1, 1], [1, 2, 3]))
     assert stats.spearman([1, 2, 3, float("nan")], [3, 2, 1, 0]) == pytest.approx(-1.0)
+
+
+def _result(rates: dict[str, dict[str, list[float]]]) -> dict:
+    parts = {p: {m: stats.summarize(v) for m, v in ms.items()} for p, ms in rates.items()}
+    return parts | {"meta": {"repetitions": 3}}
+
+
+def test_excess_over_reference_pairs_every_rate_of_every_part():
+    method = _result({
+        "forget": {"toxic_rate": [0.9, 0.8, 0.85], "kinematic_rate": [0.6, 0.7, 0.5],
+                   "fid": [1.0, 2.0, 3.0]},
+        "implicit_heldout": {"toxic_rate": [0.5, 0.4, 0.45]},
+    })  # fmt: skip
+    reference = _result({
+        "forget": {"toxic_rate": [0.2, 0.1, 0.15], "kinematic_rate": [0.1, 0.0, 0.05],
+                   "fid": [9.0, 9.0, 9.0]},
+        "implicit_heldout": {"toxic_rate": [0.3, 0.3, 0.3]},
+    })  # fmt: skip
+    excess = stats.excess_over_reference(method, reference)
+    assert set(excess) == {"forget", "implicit_heldout"}
+    assert set(excess["forget"]) == {"toxic_rate", "kinematic_rate"}  # rates only, no FID
+    assert excess["forget"]["toxic_rate"]["values"] == pytest.approx([0.7, 0.7, 0.7])
+    assert excess["forget"]["kinematic_rate"] == stats.paired_difference(
+        [0.6, 0.7, 0.5], [0.1, 0.0, 0.05]
+    )
+    assert excess["implicit_heldout"]["toxic_rate"]["mean"] == pytest.approx(0.15)
+    itself = stats.excess_over_reference(reference, reference)
+    for entry in (e for part in itself.values() for e in part.values()):
+        assert entry["mean"] == 0.0 and entry["ci95"] == 0.0 and entry["ci95_t"] == 0.0
+    short = _result({"forget": {"toxic_rate": [0.2, 0.1]}})
+    with pytest.raises(ValueError, match="forget.toxic_rate: 3 repetitions against"):
+        stats.excess_over_reference(method, short)
+    assert stats.excess_over_reference(method, {"meta": {}}) == {}

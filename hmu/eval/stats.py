@@ -221,3 +221,30 @@ def spearman(x, y) -> float:
     if keep.sum() < 3 or np.ptp(x[keep]) == 0 or np.ptp(y[keep]) == 0:
         return float("nan")
     return float(stats.spearmanr(x[keep], y[keep]).statistic)
+
+
+def excess_over_reference(
+    result: Mapping[str, Any], reference: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Excess rates over the reference method (D_r) for a method's result JSON:
+    {part: {rate: paired_difference(method values, reference values)}} for every part and
+    every "<x>_rate" metric both hold with per-repetition values (same repetition = same
+    prompts). The reference against itself gives zeros with zero intervals."""
+    excess: dict[str, dict[str, Any]] = {}
+    for part, entries in result.items():
+        if part in ("meta", "excess") or not isinstance(entries, Mapping):
+            continue
+        ref_entries = reference.get(part, {})
+        for metric, entry in entries.items():
+            ref = ref_entries.get(metric)
+            if not metric.endswith("_rate") or not isinstance(ref, Mapping):
+                continue
+            if "values" not in entry or "values" not in ref:
+                continue
+            if len(entry["values"]) != len(ref["values"]):
+                raise ValueError(
+                    f"excess {part}.{metric}: {len(entry['values'])} repetitions against the "
+                    f"reference's {len(ref['values'])}; evaluate both with the same protocol"
+                )
+            excess.setdefault(part, {})[metric] = paired_difference(entry["values"], ref["values"])
+    return excess
