@@ -12,6 +12,7 @@ import yaml
 
 from hmu.eval import stats
 from hmu.eval.report import (
+    build_report,
     candidate_best,
     format_cell,
     load_results,
@@ -126,18 +127,17 @@ def dirs(tmp_path, runs):
     return metrics, samples
 
 
-def _report(dirs, tmp_path, samples=True, models=MODELS, n_boot=400):
+def _report(dirs, tmp_path, samples=True, models=MODELS, n_boot=400, files=False):
+    """The markdown; with files, also report.md, report.json and the plots under out/."""
     metrics, sample_dir = dirs
+    sample_dir = sample_dir if samples else None
+    if not files:
+        return build_report(metrics, [DS], models, METHODS, sample_dir, n_boot)
+    out = tmp_path / "out"
     return write_report(
-        metrics,
-        tmp_path / "out" / "report.md",
-        tmp_path / "out" / "plots",
-        [DS],
-        models,
-        METHODS,
-        samples_dir=sample_dir if samples else None,
-        n_boot=n_boot,
-    )
+        metrics, out / "report.md", out / "plots", [DS], models, METHODS,
+        samples_dir=sample_dir, n_boot=n_boot,
+    )  # fmt: skip
 
 
 def _table(markdown: str, heading: str) -> dict[str, dict[str, str]]:
@@ -306,7 +306,7 @@ def test_instrument_agreement(dirs, tmp_path, runs):
 
 
 def test_summary_is_flat_numeric_without_timings(dirs, tmp_path, runs):
-    _report(dirs, tmp_path)
+    _report(dirs, tmp_path, files=True)
     summary = json.loads((tmp_path / "out" / "report.json").read_text())
     assert all(isinstance(v, float) for v in summary.values())
     assert not any("seconds" in k for k in summary)

@@ -857,9 +857,10 @@ def build_report(
     models: Sequence[str],
     methods: Sequence[str] = METHOD_ORDER,
     samples_dir: str | os.PathLike | None = None,
+    n_boot: int = N_BOOT,
 ) -> str:
     """The report markdown (without plots) for the given datasets, models and methods."""
-    return render_report(load_results(metrics_dir, datasets, models, methods, samples_dir))
+    return render_report(load_results(metrics_dir, datasets, models, methods, samples_dir, n_boot))
 
 
 # --- plots and summary ---

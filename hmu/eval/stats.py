@@ -17,6 +17,7 @@ reference: a value, or the reference method's samples resampled identically).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -94,9 +95,11 @@ def paired_t_p_value(a_values, b_values, goal: str, reference=None) -> float:
     return float(stats.t.sf(gain.mean() / (spread / np.sqrt(gain.size)), gain.size - 1))
 
 
+@functools.lru_cache(maxsize=8)
 def resample_weights(repetitions: int, n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     """(n_boot, R, n) counts: how often each sample index is drawn (n draws with replacement)
-    in each resample of each repetition. Deterministic given the seed."""
+    in each resample of each repetition. Deterministic given the seed; cached and read-only,
+    as every column of a report table resamples the same way."""
     if repetitions < 1 or n < 2 or n_boot < 1:
         raise ValueError(f"resample_weights: need R >= 1, n >= 2, n_boot >= 1; got "
                          f"{repetitions}, {n}, {n_boot}")  # fmt: skip
@@ -104,7 +107,9 @@ def resample_weights(repetitions: int, n: int, n_boot: int, seed: int = 0) -> np
     draws = rng.integers(0, n, size=(n_boot * repetitions, n))  # (B*R, n) sample indices
     rows = np.arange(n_boot * repetitions)[:, None] * n
     counts = np.bincount((draws + rows).ravel(), minlength=n_boot * repetitions * n)
-    return counts.reshape(n_boot, repetitions, n).astype(np.float64)
+    weights = counts.reshape(n_boot, repetitions, n).astype(np.float64)
+    weights.flags.writeable = False
+    return weights
 
 
 def mean_statistic(samples: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -127,6 +132,19 @@ def diversity_statistic(samples: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return pairs.mean(0) / (n * (n - 1))
 
 
+def _cross_svd(a: np.ndarray, b: np.ndarray):
+    """Thin SVD U (N, k), S (k,), V (N, k) of a b^T for a, b (N, D), k = min(N, D): through
+    the QR factors when D < N (a b^T = Q_a (R_a R_b^T) Q_b^T), a k x k problem."""
+    n, d = a.shape
+    if d >= n:
+        u, s, vt = np.linalg.svd(a @ b.T)
+        return u, s, vt.T
+    q_a, r_a = np.linalg.qr(a)  # (N, D), (D, D)
+    q_b, r_b = np.linalg.qr(b)
+    u, s, vt = np.linalg.svd(r_a @ r_b.T)
+    return q_a @ u, s, q_b @ vt.T
+
+
 def frechet_influence(real: np.ndarray, gen: np.ndarray) -> tuple[float, np.ndarray]:
     """FID between real (N, D) and generated (N, D) embeddings, and each sample's influence
     on it, (N,): the derivative of FID with respect to the sample's weight (paired samples
@@ -141,10 +159,10 @@ def frechet_influence(real: np.ndarray, gen: np.ndarray) -> tuple[float, np.ndar
     n = len(real)
     gap = real.mean(0) - gen.mean(0)  # (D,)
     z_real, z_gen = real - real.mean(0), gen - gen.mean(0)  # (N, D)
-    u, s, vt = np.linalg.svd(z_real @ z_gen.T)  # (N, N), (N,), (N, N)
+    u, s, v = _cross_svd(z_real, z_gen)
     spread = (z_real**2).sum(1) + (z_gen**2).sum(1)  # (N,)
     fid = gap @ gap + (spread.sum() - 2.0 * s.sum()) / (n - 1)
-    cross = (u**2 + vt.T**2) @ s / 2.0  # (N,) d|M|_*/dw_i
+    cross = (u**2 + v**2) @ s / 2.0  # (N,) d|M|_*/dw_i
     influence = 2.0 * (real - gen) @ gap / n + (spread - 2.0 * cross) / (n - 1)
     return float(fid), influence
 
