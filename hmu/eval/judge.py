@@ -113,14 +113,15 @@ def make_judge(
     def embed_motions(motions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return evaluator.motion_embedding(torch.from_numpy(motions), lengths).numpy()
 
-    def toxic_probability(motions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    def toxic_flags(motions: np.ndarray, lengths: np.ndarray) -> np.ndarray:  # (B,) bool
         with torch.no_grad():
-            return classifier(torch.from_numpy(embed_motions(motions, lengths))).numpy()
+            emb = torch.from_numpy(embed_motions(motions, lengths))
+            return classifier(emb).numpy() >= 0.5
 
     return Judge(
         embed_texts=lambda tokens: embed_token_lists(evaluator, list(tokens)),
         embed_motions=embed_motions,
-        toxic_probability=toxic_probability if classifier is not None else None,
+        detectors={"toxic_rate": toxic_flags} if classifier is not None else {},
         train_text_emb=train_text_emb,
         train_text_toxic=train_text_toxic,
     )
