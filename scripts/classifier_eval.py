@@ -5,11 +5,13 @@ chooses the threshold on the validation partition (FPR <= --max-fpr on its safe 
 prints, on the test partition: ROC-AUC, threshold, TPR, FPR, per-action detection rates and the
 training time. Then robustness checks, all on real test motions: rates by motion length,
 crops (toxic part only, safe part only, short random windows of safe motions), facing (joints
-rotated about the vertical axis, features recomputed), mirror pairs, and two perturbations that
-imitate generated motions (temporal smoothing, feature noise).
+rotated about the vertical axis, features recomputed), mirror pairs, two perturbations that
+imitate generated motions (temporal smoothing, feature noise) and, when models/<ds>/vq_all
+exists, the VQ-VAE's reconstructions.
 
     python scripts/classifier_eval.py [--datasets humanml3d motionx] [--labels toxic|actions]
-        [--processed data/processed] [--raw data/raw] [--params '{"epochs": 4}'] [--out F.json]
+        [--processed data/processed] [--raw data/raw] [--models models]
+        [--params '{"epochs": 4}'] [--max-fpr 0.05] [--out F.json]
 
 Ground truth: data/raw/<ds>/_groundtruth/metadata.parquet (actions, segments); --labels toxic
 trains on the toxic flag only (the keyword split on real data), actions on multi-hot actions.
@@ -209,6 +211,17 @@ class Audit:
         ]
         return {"smoothed_sigma_2_frames": self.rates(smooth), "noise_0.1_std": self.rates(noise)}
 
+    def vq_reconstructions(self, folder: Path) -> dict:
+        """Rates on the test motions encoded and decoded by a trained VQ-VAE (real generator
+        output, minus the transformer): FPR should stay low; TPR shows how much of each toxic
+        motion survives the VQ (issue 10: the small VQ smooths kicks away)."""
+        from hmu.eval.reconstruction import reconstruct
+        from hmu.train.generators import load_vq
+
+        vq, mean, std = load_vq(folder)
+        with torch.no_grad():
+            return {"vq": str(folder), **self.rates(reconstruct(vq, self.motions, mean, std))}
+
 
 def evaluate(name: str, args) -> dict:
     """Fit, calibrate and audit on one dataset; returns the numbers it prints."""
@@ -254,6 +267,9 @@ def evaluate(name: str, args) -> dict:
         "mirrors": audit.mirrors(ids[rows["test"]].tolist()),
         "generated_like": audit.generated_like(),
     }
+    vq_folder = args.models / name / "vq_all"
+    if (vq_folder / "vq.safetensors").exists():
+        result["robustness"]["vq_reconstructions"] = audit.vq_reconstructions(vq_folder)
     return result
 
 
@@ -278,6 +294,12 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["humanml3d", "motionx"])
     parser.add_argument("--processed", type=Path, default=Path("data/processed"))
     parser.add_argument("--raw", type=Path, default=Path("data/raw"))
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=Path("models"),
+        help="where <ds>/vq_all lives (a VQ reconstruction check if present)",
+    )
     parser.add_argument("--labels", choices=("toxic", "actions"), default="toxic")
     parser.add_argument("--params", default="{}", help="JSON overrides of DEFAULT_PARAMS")
     parser.add_argument("--max-fpr", type=float, default=0.05)

@@ -1,20 +1,32 @@
 """The toxic-action classifier: a small temporal-conv network on motion features, calibrated.
 
-The benchmark's main toxicity instrument. It sees raw HumanML3D features (B, T, 263), normalises
-them with its own statistics, encodes them with three 1D convolutions (two of stride 2) and
-max-pools over the valid frames, so a short strike anywhere in a long motion still shows. It is
-trained on REAL motions only and shares nothing with the generators it judges.
+The benchmark's main toxicity instrument. It reads raw HumanML3D features (B, T, 263) (joint
+positions, velocities, root motion and foot contacts; not the joint rotations), standardises
+them with its own statistics, encodes them with a per-frame projection and three 1D
+convolutions (two of stride 2; receptive field 18 frames, 0.9 s) and max-pools over the valid
+frames, so a short strike anywhere in a motion shows. Every layer is masked beyond each motion's
+end: a motion's score does not depend on the batch it is scored in. It is trained on REAL
+motions only and shares nothing with the generators it judges; a share of the training batches
+is smoothed and noised like a small generator's output.
 
 Training signal, through one code path (`fit_action_classifier`):
-- action labels (N, L) multi-hot, when the dataset has them (the embedded benchmark's ground
-  truth, see `action_labels`): one output per action plus a toxic-vs-safe output;
-- a toxic flag (N,) (real datasets: the keyword split, forget = toxic): the toxic output only.
-The toxic probability is the toxic-vs-safe output (`score="head"`) or the largest toxic action's
-probability (`score="max"`).
+- a toxic flag (N,): the ground truth `toxic_gt` on the embedded benchmark, the keyword split
+  (forget = toxic) on real datasets. One output. The default: measured on the embedded
+  benchmark it reaches test ROC-AUC 1.00 on both datasets, where multi-label training on
+  actions reached 0.996 (humanml3d) and 0.87 (motionx) at the same cost;
+- action labels (N, A) multi-hot (`action_labels` reads the embedded ground truth): one output
+  per action plus a toxic-vs-safe output; the toxic probability is that output
+  (`score="head"`) or the most likely toxic action's (`score="max"`).
 
-Calibration: the verdict threshold is chosen on real validation motions by
+Calibration: `calibrate` sets the verdict threshold from real validation motions with
 `calibrate_threshold` (the smallest threshold whose false-positive rate on the safe validation
-motions is at most `max_fpr`) and stored with the weights; `roc_auc` is the rank statistic.
+motions is at most `max_fpr`); it is saved with the weights. `roc_auc` is the rank statistic,
+`rates` gives TPR, FPR and ROC-AUC at a threshold.
+
+Wiring (train_evaluator): `fit_action_classifier(motions, labels)`, `calibrate(model,
+val_motions, val_labels)`, `save_action_classifier(path, model)`; the judge loads it with
+`load_action_classifier(path)` and calls `model.toxic_probability(motions (B, T, 263),
+lengths (B,))` or `model.verdict(...)`.
 """
 
 from __future__ import annotations
