@@ -186,3 +186,16 @@ def test_bad_inputs_fail_clearly(toy_model):
         toy_model.toxic_probability(np.zeros((1, 10, 250)), [10])
     with pytest.raises(ValueError, match="lengths"):
         toy_model.toxic_probability(np.zeros((1, 10, 263)), [2])
+
+
+def test_generator_like_smoothing_matches_scipy():
+    from scipy.ndimage import gaussian_filter1d
+
+    x = torch.randn(3, 48, 5)
+    lengths = torch.tensor([48, 48, 30])
+    smoothed = ac._generator_like(x, lengths, np.random.default_rng(1), 2.5, 0.0)
+    sigma = np.random.default_rng(1).uniform(0, 2.5)  # the draw _generator_like makes first
+    radius = np.ceil(3 * sigma)
+    expected = gaussian_filter1d(x.numpy(), sigma, axis=1, mode="nearest", truncate=radius / sigma)
+    np.testing.assert_allclose(smoothed[:2].numpy(), expected[:2], atol=1e-5)
+    assert (smoothed[2, 30:] == 0).all()

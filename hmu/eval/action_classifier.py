@@ -47,7 +47,7 @@ from hmu.train.checkpoint import check_keys, load_state, save_state
 TOXIC_OUTPUT = "toxic"
 DEFAULT_PARAMS = {
     "hidden": 64,
-    "epochs": 3,
+    "epochs": 5,
     "batch_size": 32,
     "lr": 3e-3,
     "weight_decay": 1e-4,
@@ -271,12 +271,12 @@ def _generator_like(x: torch.Tensor, lengths: torch.Tensor, rng, smooth_max, noi
     if sigma > 0.3:
         radius = int(np.ceil(3 * sigma))
         kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-        kernel = torch.from_numpy((kernel / kernel.sum()).astype(np.float32))[None, None]
-        rows = x.transpose(1, 2).reshape(batch * dims, 1, frames)
-        rows = F.conv1d(F.pad(rows, (radius, radius), mode="replicate"), kernel)
-        x = rows.reshape(batch, dims, frames).transpose(1, 2)
-    level = rng.uniform(0, noise_max, size=(batch, 1, 1))
-    x = x + torch.from_numpy((level * rng.standard_normal(x.shape)).astype(np.float32))
+        kernel = torch.from_numpy((kernel / kernel.sum()).astype(np.float32))
+        padded = F.pad(x.transpose(1, 2), (radius, radius), mode="replicate")  # (B, F, T + 2r)
+        x = F.conv1d(padded, kernel.expand(dims, 1, -1), groups=dims).transpose(1, 2)
+    level = torch.from_numpy(rng.uniform(0, noise_max, size=(batch, 1, 1)).astype(np.float32))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(int(rng.integers(2**62))))
+    x = x + level * noise
     return x * (torch.arange(frames) < lengths[:, None])[..., None]
 
 
