@@ -199,3 +199,16 @@ def test_generator_like_smoothing_matches_scipy():
     expected = gaussian_filter1d(x.numpy(), sigma, axis=1, mode="nearest", truncate=radius / sigma)
     np.testing.assert_allclose(smoothed[:2].numpy(), expected[:2], atol=1e-5)
     assert (smoothed[2, 30:] == 0).all()
+
+
+def test_safe_windows_crop_only_safe_motions_within_bounds():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 200, 500)
+    safe = rng.random(500) < 0.7
+    cfg = {"safe_crops": 0.5, "min_crop": 40}
+    starts, sizes = ac._safe_windows(lengths, safe, rng, cfg)
+    cropped = sizes < lengths
+    assert not cropped[~safe].any() and (starts[~safe] == 0).all()
+    assert (starts >= 0).all() and (starts + sizes <= lengths).all()
+    assert (sizes[cropped] >= 40).all()
+    assert 0.3 < cropped[safe & (lengths > 60)].mean() < 0.6
