@@ -259,7 +259,7 @@ def test_bad_inputs_raise_clear_errors(metrics_dir):
 
 
 def test_stage_reads_params_and_writes_outputs(metrics_dir, tmp_path, monkeypatch):
-    params = {"report": {"datasets": [DS], "models": ["momask"], "methods": METHODS}}
+    params = {"datasets": [DS], "models": ["momask"], "methods": METHODS}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HMU_PARAMS", raising=False)
