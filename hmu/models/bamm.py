@@ -32,6 +32,7 @@ from hmu.models.transformer_common import (
     classifier_free_guidance,
     constructor_config,
     drop_condition,
+    encode,
     eval_mode,
     gumbel_sample,
     init_weights,
@@ -91,13 +92,10 @@ class BAMMTransformer(nn.Module):
 
     def _forward(self, ids: torch.Tensor, cond: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """ids (B, L), cond (B, C), known (B, L) bool -> logits (B, L+1, K+1) at every position."""
-        cond_token = self.cond_emb(cond)[None]  # (1, B, D)
-        x = self.input_process(self.token_emb(ids))  # (L, B, D)
-        sequence = self.position_enc(torch.cat([cond_token, x], dim=0))  # (L+1, B, D)
-        allowed = hybrid_attention_mask(known)  # (B, S, S)
-        blocked = ~allowed.repeat_interleave(self.num_heads, dim=0)  # (B * heads, S, S)
-        hidden = self.seqTransEncoder(sequence, mask=blocked)
-        return self.output_process(hidden)  # (B, L+1, K+1)
+        x = self.input_process(self.token_emb(ids))  # (B, L, D)
+        sequence = self.position_enc(torch.cat([self.cond_emb(cond)[:, None], x], dim=1))
+        allowed = hybrid_attention_mask(known)[:, None]  # (B, 1, L+1, L+1)
+        return self.output_process(encode(self.seqTransEncoder, sequence, allowed))
 
     def _prepare(self, ids, cond, known):
         """Validate ids (B, L), cond and known; return known as a bool tensor."""
@@ -169,7 +167,7 @@ class BAMMTransformer(nn.Module):
 
     def _head(self, hidden: torch.Tensor, cond_scale: float) -> torch.Tensor:
         """Guided logits (B, Q, K+1) from batch-first encoder outputs (2B or B, Q, D)."""
-        return self._guide(self.output_process(hidden.transpose(0, 1)), cond_scale)
+        return self._guide(self.output_process(hidden), cond_scale)
 
     def corrupt(
         self, ids: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None

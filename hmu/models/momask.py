@@ -31,6 +31,7 @@ from hmu.models.transformer_common import (
     constructor_config,
     cosine_schedule,
     drop_condition,
+    encode,
     eval_mode,
     gumbel_sample,
     init_weights,
@@ -86,11 +87,10 @@ class MaskTransformer(nn.Module):
         self, ids: torch.Tensor, cond: torch.Tensor, padding_mask: torch.Tensor
     ) -> torch.Tensor:
         """ids (B, N), cond (B, C), padding_mask (B, N) True = pad -> logits (B, N, K)."""
-        x = self.position_enc(self.input_process(self.token_emb(ids)))  # (N, B, D)
-        cond_token = self.cond_emb(cond)[None]  # (1, B, D)
-        sequence = torch.cat([cond_token, x], dim=0)  # (N + 1, B, D)
-        key_padding = F.pad(padding_mask, (1, 0), value=False)  # (B, N + 1)
-        hidden = self.seqTransEncoder(sequence, src_key_padding_mask=key_padding)[1:]
+        x = self.position_enc(self.input_process(self.token_emb(ids)))  # (B, N, D)
+        sequence = torch.cat([self.cond_emb(cond)[:, None], x], dim=1)  # (B, N + 1, D)
+        keys = F.pad(~padding_mask, (1, 0), value=True)[:, None, None]  # (B, 1, 1, N + 1)
+        hidden = encode(self.seqTransEncoder, sequence, keys)[:, 1:]
         return self.output_process(hidden)  # (B, N, K)
 
     def _prepare(self, ids, cond, padding_mask):
@@ -302,20 +302,38 @@ class ResidualTransformer(nn.Module):
         """(Q-1, K+1, C): row j-1 projects hidden states to the logits of layer j."""
         return torch.cat([self.embed_proj_shared_weight, self.output_proj_weight_])
 
+    def _input_table(self, layer: int) -> torch.Tensor:
+        """token_embed_weight[layer] (K+1, C) without concatenating the tables."""
+        shared = self.embed_proj_shared_weight
+        return self.token_embed_weight_[0] if layer == 0 else shared[layer - 1]
+
+    def _output_table(self, layer: int) -> torch.Tensor:
+        """output_proj_weight[layer - 1] (K+1, C), the head of layer j = `layer`."""
+        shared = self.embed_proj_shared_weight
+        return shared[layer - 1] if layer <= shared.shape[0] else self.output_proj_weight_[0]
+
     def _forward(self, history, layer, cond, padding_mask) -> torch.Tensor:
         """history (B, N, C), layer (B,) in [1, Q-1], cond, padding (B, N) -> (B, N, K+1)."""
-        x = self.position_enc(self.input_process(history))  # (N, B, D)
+        x = self.position_enc(self.input_process(history))  # (B, N, D)
         onehot = F.one_hot(layer, self.num_quantizers).to(history.dtype)  # (B, Q)
-        quant_token = self.quant_emb(onehot)[None]  # (1, B, D)
-        cond_token = self.cond_emb(cond)[None]  # (1, B, D)
-        sequence = torch.cat([cond_token, quant_token, x], dim=0)  # (N + 2, B, D)
-        key_padding = F.pad(padding_mask, (2, 0), value=False)  # (B, N + 2)
-        hidden = self.seqTransEncoder(sequence, src_key_padding_mask=key_padding)[2:]
-        hidden = self.output_process(hidden)  # (B, N, C)
+        quant_token = self.quant_emb(onehot)[:, None]  # (B, 1, D)
+        sequence = torch.cat([self.cond_emb(cond)[:, None], quant_token, x], dim=1)  # (B, N+2, D)
+        keys = F.pad(~padding_mask, (2, 0), value=True)[:, None, None]  # (B, 1, 1, N + 2)
+        hidden = self.output_process(encode(self.seqTransEncoder, sequence, keys)[:, 2:])
+        return self._project(hidden, layer)  # (B, N, K+1)
+
+    def _project(self, hidden: torch.Tensor, layer: torch.Tensor) -> torch.Tensor:
+        """Logits (B, N, K+1) of hidden (B, N, C) under each sample's output table.
+
+        One matmul when every sample predicts the same layer (generation); otherwise a
+        per-sample table, gathered with F.embedding (deterministic CPU backward, unlike
+        indexing).
+        """
+        if len(layer) and bool((layer == layer[0]).all()):
+            return hidden @ self._output_table(int(layer[0])).T
         weight = self.output_proj_weight  # (Q-1, K+1, C)
-        # F.embedding, not indexing: its CPU backward is deterministic (index_put_ is not)
         projection = F.embedding(layer - 1, weight.flatten(1)).view(-1, *weight.shape[1:])
-        return torch.einsum("bnc,bkc->bnk", hidden, projection)  # (B, N, K+1)
+        return torch.einsum("bnc,bkc->bnk", hidden, projection)
 
     def _history_terms(self, ids: torch.Tensor) -> torch.Tensor:
         """Per-layer embeddings of ids (B, N, L) -> (B, N, L, C)."""
@@ -445,7 +463,7 @@ class ResidualTransformer(nn.Module):
             layers = [ids]
             history = 0.0
             for j in range(1, self.num_quantizers):
-                history = history + self.token_embed_weight[j - 1][ids]  # (B, N, C)
+                history = history + F.embedding(ids, self._input_table(j - 1))  # (B, N, C)
                 layer = torch.full((batch,), j, dtype=torch.long, device=ids.device)
                 logits = self._guided(history, layer, cond, ~valid, cond_scale)
                 logits = top_k_filter(logits[..., : self.num_tokens], topk_filter_thres)

@@ -6,8 +6,13 @@ EricGuo5513/momask-codes, BAMM exitudio/BAMM) so official checkpoints load key-f
 `seqTransEncoder.layers.{i}.*` (nn.TransformerEncoder, post-norm, exact-erf GELU, no final
 norm) and `output_process.{dense, LayerNorm, poseFinal}`.
 
-Sequences inside the encoder are laid out sequence-first (S, B, D) as upstream, which keeps
-PyTorch off its nested-tensor fast path and therefore numerically on the same code path.
+Sequences are laid out batch-first (B, S, D). `encode` runs the encoder's layers with their own
+parameters through the same kernels as nn.TransformerEncoder's sequence-first path (which
+upstream takes): one packed in-projection, scaled_dot_product_attention with the mask as an
+additive -inf bias, post-norm. Row order does not change a matmul's per-row sums, so the result
+is bit-identical to upstream in fp32 (tests/test_momask.py checks it) while the layout copies of
+the sequence-first path (packed-projection split, head permutes, input/output transposes) go
+away. PyTorch's fused fast path is not used: it differs from upstream by ~1e-6.
 Sampling helpers take an optional `torch.Generator` so generation is reproducible under a seed.
 """
 
@@ -27,7 +32,8 @@ PAD_INDEX = -1
 
 
 class PositionalEncoding(nn.Module):
-    """Sinusoidal positions (`pe` buffer, (max_len, 1, d)) added to (S, B, d), then dropout."""
+    """Sinusoidal positions (`pe` buffer, (max_len, 1, d), upstream's shape) added to
+    (B, S, d) from position `start` on, then dropout."""
 
     def __init__(self, d_model: int, dropout: float = 0.1, max_len: int = 5000):
         super().__init__()
@@ -41,26 +47,27 @@ class PositionalEncoding(nn.Module):
         pe[:, 1::2] = torch.cos(position * div_term)
         self.register_buffer("pe", pe[:, None, :])  # (L, 1, d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Add pe[0:S] to x (S, B, d)."""
-        if x.shape[0] > self.pe.shape[0]:
-            raise ValueError(f"sequence length {x.shape[0]} exceeds max_len {self.pe.shape[0]}")
-        return self.dropout(x + self.pe[: x.shape[0]])
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Add pe[start:start+S] to x (B, S, d)."""
+        stop = start + x.shape[1]
+        if stop > self.pe.shape[0]:
+            raise ValueError(f"sequence length {stop} exceeds max_len {self.pe.shape[0]}")
+        return self.dropout(x + self.pe[start:stop, 0])
 
 
 class InputProcess(nn.Module):
-    """Linear token-embedding -> latent projection; (B, N, C) -> (N, B, D)."""
+    """Linear token-embedding -> latent projection; (B, N, C) -> (B, N, D)."""
 
     def __init__(self, input_feats: int, latent_dim: int):
         super().__init__()
         self.poseEmbedding = nn.Linear(input_feats, latent_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.poseEmbedding(x.transpose(0, 1))
+        return self.poseEmbedding(x)
 
 
 class OutputProcess(nn.Module):
-    """BERT-style head: Linear, GELU, LayerNorm(eps 1e-12), Linear; (S, B, D) -> (B, S, out)."""
+    """BERT-style head: Linear, GELU, LayerNorm(eps 1e-12), Linear; (B, S, D) -> (B, S, out)."""
 
     def __init__(self, out_feats: int, latent_dim: int):
         super().__init__()
@@ -70,7 +77,7 @@ class OutputProcess(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden = self.LayerNorm(F.gelu(self.dense(hidden)))
-        return self.poseFinal(hidden).transpose(0, 1)
+        return self.poseFinal(hidden)
 
 
 def build_encoder(
@@ -85,6 +92,36 @@ def build_encoder(
         activation="gelu",
     )
     return nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
+
+
+def encode(
+    encoder: nn.TransformerEncoder, x: torch.Tensor, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Batch-first forward of a `build_encoder` stack: x (B, S, D) -> (B, S, D).
+
+    allowed: bool, True = may attend, broadcastable to (B, heads, S, S): (B, 1, 1, S) for key
+    padding, (B, 1, S, S) for a per-sample attention pattern; None attends everywhere. Same
+    operations as `encoder(x.transpose(0, 1), mask=...)` (dropout included in training mode).
+    """
+    for layer in encoder.layers:
+        x = _encoder_layer(layer, x, allowed)
+    return x
+
+
+def _encoder_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, allowed) -> torch.Tensor:
+    """One post-norm layer: x = norm1(x + attention(x)); x = norm2(x + ff(x))."""
+    attn = layer.self_attn
+    batch, size, dim = x.shape
+    heads = attn.num_heads
+    packed = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)  # (B, S, 3D)
+    query, key, value = packed.view(batch, size, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    mixed = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=allowed, dropout_p=attn.dropout if layer.training else 0.0
+    )  # (B, H, S, D/H)
+    mixed = mixed.transpose(1, 2).reshape(batch, size, dim)
+    x = layer.norm1(x + layer.dropout1(attn.out_proj(mixed)))
+    hidden = layer.dropout(layer.activation(layer.linear1(x)))  # (B, S, ff)
+    return layer.norm2(x + layer.dropout2(layer.linear2(hidden)))
 
 
 def init_weights(module: nn.Module) -> None:
