@@ -17,6 +17,7 @@ import torch
 
 from hmu.models.bamm import BAMMTransformer
 from hmu.models.momask import MaskTransformer, ResidualTransformer
+from hmu.models.transformer_common import Sampling
 
 torch.set_num_threads(1)
 
@@ -51,7 +52,8 @@ def momask_tokens() -> dict[str, list]:
     out = {}
     for scale, topk in ((4.0, 0.75), (1.0, 0.0)):
         g = torch.Generator().manual_seed(11)
-        base = mask.generate(cond, lengths, 5, scale, topk_filter_thres=topk, generator=g)
+        sampling = Sampling(timesteps=5, cond_scale=scale, topk=topk)
+        base, _ = mask.generate(cond, lengths, sampling, g)
         codes = residual.generate(
             base, cond, lengths, cond_scale=scale + 1, topk_filter_thres=topk, generator=g
         )
@@ -67,9 +69,8 @@ def bamm_cached_tokens() -> dict[str, list]:
     for given in (lengths, None):
         for topk in (0.75, None):
             g = torch.Generator().manual_seed(13)
-            ids, out_lengths = model.generate(
-                cond, given, max_len=9, topk_filter_thres=topk, generator=g
-            )
+            sampling = Sampling(max_len=9, topk=topk, refine="cached")
+            ids, out_lengths = model.generate(cond, given, sampling, g)
             name = f"bamm_cached_{'given' if given is not None else 'free'}_topk{topk}"
             out[name] = [ids.tolist(), out_lengths.tolist()]
     return out

@@ -12,6 +12,7 @@ import torch
 
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, _layer_schedule
 from hmu.models.transformer_common import (
+    Sampling,
     check_state_dict,
     drop_condition,
     gumbel_sample,
@@ -331,9 +332,11 @@ def test_mask_generate_deterministic_and_padded():
     lengths = torch.tensor([6, 2, 4])
 
     def run(seed):
-        return model.generate(
-            cond, lengths, timesteps=4, generator=torch.Generator().manual_seed(seed)
+        ids, out_lengths = model.generate(
+            cond, lengths, Sampling(timesteps=4), generator=torch.Generator().manual_seed(seed)
         )
+        assert out_lengths is lengths
+        return ids
 
     a = run(0)
     assert a.shape == (3, 6)
@@ -343,6 +346,8 @@ def test_mask_generate_deterministic_and_padded():
     assert (a[~valid] == -1).all()
     assert ((a[valid] >= 0) & (a[valid] < 16)).all()
     assert model.training  # mode restored
+    with pytest.raises(ValueError, match="needs lengths"):
+        model.generate(cond, None)
 
 
 # ---------------------------------------------------------------- residual transformer
@@ -468,10 +473,10 @@ def test_overfit_reproduces_sequences():
             ce.backward()
             optimiser.step()
         assert acc > 0.95
-    sampling = dict(cond_scale=1.0, temperature=0.5)
-    generated = base.generate(cond, lengths, **sampling, generator=torch.Generator().manual_seed(1))
+    sampling = Sampling(cond_scale=1.0, temperature=0.5)
+    generated, _ = base.generate(cond, lengths, sampling, torch.Generator().manual_seed(1))
     assert torch.equal(generated[valid], codes[..., 0][valid])
     layers = residual.generate(
-        generated, cond, lengths, **sampling, generator=torch.Generator().manual_seed(1)
+        generated, cond, lengths, 1.0, 0.5, generator=torch.Generator().manual_seed(1)
     )
     assert torch.equal(layers[valid], codes[valid])

@@ -22,6 +22,7 @@ from hmu.models.transformer_common import (
     InputProcess,
     OutputProcess,
     PositionalEncoding,
+    Sampling,
     accuracy,
     build_encoder,
     check_cond,
@@ -53,6 +54,8 @@ class MaskTransformer(nn.Module):
     Sequence [cond_emb(cond), x_1 + pe_0, ..., x_N + pe_{N-1}]: positions are added to the
     motion tokens before the condition token is prepended (the condition token gets none).
     """
+
+    predicts_length = False  # `generate` needs token lengths
 
     def __init__(
         self,
@@ -196,44 +199,45 @@ class MaskTransformer(nn.Module):
     def generate(
         self,
         cond: torch.Tensor,
-        lengths: torch.Tensor,
-        timesteps: int = 10,
-        cond_scale: float = 4.0,
-        temperature: float = 1.0,
-        topk_filter_thres: float = 0.9,
+        lengths: torch.Tensor | None,
+        sampling: Sampling | None = None,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Iterative masked decoding of base-layer codes; returns (B, max(lengths)) ids.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Iterative masked decoding of base-layer codes -> (ids (B, max(lengths)), lengths).
 
-        Starts fully masked; at each t in linspace(0, 1, timesteps) the round(cos(pi/2 t) * len)
-        (at least 1) lowest-scoring freshly sampled positions are re-masked, all masked ones
-        are sampled from the top-(1 - thres) guided logits, and a token's score is the guided
-        probability of the sampled token; tokens not re-masked stay fixed. Runs in eval mode.
-        Positions past each length hold PAD_INDEX (-1). Sampling is Gumbel-argmax (categorical)
-        of logits / temperature (upstream's sampler ignores temperature; same at 1).
+        lengths (B,) in tokens are required (`predicts_length` is False: free generation
+        samples them from a LengthEstimator); sampling None = Sampling(). Starts fully
+        masked; at each t in linspace(0, 1, sampling.timesteps) the round(cos(pi/2 t) * len)
+        (at least 1) lowest-scoring freshly sampled positions are re-masked, all masked ones are
+        sampled from the top-(1 - topk) guided logits (guidance cond_scale), and a token's score
+        is the guided probability of the sampled token; tokens not re-masked stay fixed. Runs in
+        eval mode. Positions past each length hold PAD_INDEX (-1). Sampling is Gumbel-argmax
+        (categorical) of logits / temperature (upstream's sampler ignores temperature; same
+        at 1).
         """
+        if lengths is None:
+            raise ValueError("MaskTransformer.generate needs lengths (sample them first)")
+        sampling = sampling or Sampling()
         check_cond(cond, None, self.clip_dim)
         check_lengths(lengths, cond.shape[0])
-        if timesteps < 1:
-            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         with eval_mode(self):
             seq_len = int(lengths.max())
             padding = ~lengths_to_mask(lengths, seq_len)  # (B, N)
             ids = torch.where(padding, self.pad_id, self.mask_id)  # (B, N)
             scores = padding.float() * 1e5  # (B, N); high score = never re-masked
-            for t in torch.linspace(0, 1, timesteps, device=cond.device):
+            for t in torch.linspace(0, 1, sampling.timesteps, device=cond.device):
                 num_masked = (cosine_schedule(t) * lengths).round().clamp(min=1)  # (B,)
                 ranks = scores.argsort(dim=1, stable=True).argsort(dim=1)  # (B, N)
                 is_masked = ranks < num_masked[:, None]
                 ids = ids.masked_fill(is_masked, self.mask_id)
-                logits = self.guided_logits(ids, cond, padding, cond_scale)  # (B, N, K)
+                logits = self.guided_logits(ids, cond, padding, sampling.cond_scale)  # (B, N, K)
                 sampled = gumbel_sample(
-                    top_k_filter(logits, topk_filter_thres), temperature, generator
+                    top_k_filter(logits, sampling.topk), sampling.temperature, generator
                 )  # (B, N)
                 ids = torch.where(is_masked, sampled, ids)
                 probs = logits.softmax(dim=-1).gather(-1, sampled[..., None])[..., 0]
                 scores = probs.masked_fill(~is_masked, 1e5)
-            return ids.masked_fill(padding, PAD_INDEX)
+            return ids.masked_fill(padding, PAD_INDEX), lengths
 
 
 def _layer_schedule(batch: int, num_quantizers: int, device, generator) -> torch.Tensor:
@@ -330,10 +334,10 @@ class ResidualTransformer(nn.Module):
         indexing).
         """
         if len(layer) and bool((layer == layer[0]).all()):
-            return hidden @ self._output_table(int(layer[0])).T
+            return (hidden @ self._output_table(int(layer[0])).T).float()
         weight = self.output_proj_weight  # (Q-1, K+1, C)
         projection = F.embedding(layer - 1, weight.flatten(1)).view(-1, *weight.shape[1:])
-        return torch.einsum("bnc,bkc->bnk", hidden, projection)
+        return torch.einsum("bnc,bkc->bnk", hidden, projection).float()
 
     def _history_terms(self, ids: torch.Tensor) -> torch.Tensor:
         """Per-layer embeddings of ids (B, N, L) -> (B, N, L, C)."""

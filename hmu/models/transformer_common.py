@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,30 @@ from torch import nn
 # Index that every `generate` writes past each sequence's length (the RVQ decoder treats it as
 # "no code", LCR as padding).
 PAD_INDEX = -1
+# BAMM's second pass: upstream's algorithm, or the key/value-cached variant (see bamm.py)
+REFINE_MODES = ("upstream", "cached")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a base-layer model samples; the one argument of every `generate(cond, lengths,
+    sampling, generator) -> (ids, lengths)` (MaskTransformer, BAMMTransformer). Each model
+    reads the fields it uses; defaults are the paper's evaluation settings.
+    """
+
+    cond_scale: float = 4.0  # classifier-free guidance
+    temperature: float = 1.0
+    topk: float | None = 0.9  # keep the top (1 - topk) share of the logits; None = all
+    timesteps: int = 10  # MoMask: iterative decoding steps
+    refine_cond_scale: float = 3.0  # BAMM: guidance of the second pass
+    refine: str = "upstream"  # BAMM: second pass, one of REFINE_MODES
+    max_len: int = 49  # BAMM: longest motion (tokens) when it predicts the length
+
+    def __post_init__(self):
+        if self.timesteps < 1 or self.max_len < 1 or self.temperature <= 0:
+            raise ValueError(f"sampling: timesteps, max_len and temperature must be > 0: {self}")
+        if self.refine not in REFINE_MODES:
+            raise ValueError(f"sampling: refine must be one of {REFINE_MODES}, got {self.refine!r}")
 
 
 class PositionalEncoding(nn.Module):
@@ -67,7 +92,9 @@ class InputProcess(nn.Module):
 
 
 class OutputProcess(nn.Module):
-    """BERT-style head: Linear, GELU, LayerNorm(eps 1e-12), Linear; (B, S, D) -> (B, S, out)."""
+    """BERT-style head: Linear, GELU, LayerNorm(eps 1e-12), Linear; (B, S, D) -> (B, S, out).
+
+    The output is fp32 also under bf16 autocast (guidance and sampling need the precision)."""
 
     def __init__(self, out_feats: int, latent_dim: int):
         super().__init__()
@@ -77,7 +104,7 @@ class OutputProcess(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden = self.LayerNorm(F.gelu(self.dense(hidden)))
-        return self.poseFinal(hidden)
+        return self.poseFinal(hidden).float()
 
 
 def build_encoder(
@@ -145,8 +172,11 @@ def cosine_schedule(t: torch.Tensor) -> torch.Tensor:
     return torch.cos(t * math.pi * 0.5)
 
 
-def top_k_filter(logits: torch.Tensor, thres: float = 0.9) -> torch.Tensor:
-    """Keep the ceil((1 - thres) * K) largest logits on the last dim; set the rest to -inf."""
+def top_k_filter(logits: torch.Tensor, thres: float | None = 0.9) -> torch.Tensor:
+    """Keep the ceil((1 - thres) * K) largest logits on the last dim; set the rest to -inf.
+    thres None keeps every logit."""
+    if thres is None:
+        return logits
     k = max(1, math.ceil((1.0 - thres) * logits.shape[-1]))
     values, indices = logits.topk(k, dim=-1)
     return torch.full_like(logits, float("-inf")).scatter(-1, indices, values)
