@@ -1,9 +1,13 @@
-"""fp32 generation stays token-exact: recorded tokens of the pre-optimisation code, and an
-independent step-by-step reference of MoMask's decoding, both under the same seeded noise.
+"""fp32 generation stays token-exact: recorded tokens, and an independent step-by-step run of
+upstream MoMask's decoding (momask-codes `MaskTransformer.generate`,
+`ResidualTransformer.generate`), both under the same seeded noise.
 
-tests/data/generate_tokens.json holds the tokens that the implementation before the speed work
-(commit 398ef06) produced for the tiny models below; re-record only when the sampling semantics
-change on purpose: `python tests/test_generate_exact.py --record`.
+tests/data/generate_tokens.json holds tokens of the tiny models below. The base-layer and BAMM
+cached-variant tokens are those of the implementation before the speed work (commit 398ef06);
+the residual layers were re-recorded when the residual transformer began to sample over all
+K + 1 classes as upstream does (before, it left out the pad class, which shifted every later
+noise draw). Re-record only when sampling semantics change on purpose:
+`python tests/test_generate_exact.py --record`.
 """
 
 from __future__ import annotations
@@ -84,6 +88,63 @@ def record() -> None:
 
 
 # ---------------------------------------------------------------- tests
+
+
+def gumbel_argmax(logits: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """argmax(logits + Gumbel noise) with uniforms of the logits' shape (upstream's formula)."""
+    uniform = torch.rand(logits.shape, generator=g)
+    return (logits - torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))).argmax(-1)
+
+
+def keep_top(logits: torch.Tensor, thres: float) -> torch.Tensor:
+    """Upstream's top_k: the ceil((1 - thres) * classes) largest logits, -inf elsewhere."""
+    values, index = logits.topk(math.ceil((1 - thres) * logits.shape[-1]), dim=-1)
+    return torch.full_like(logits, float("-inf")).scatter(-1, index, values)
+
+
+@torch.no_grad()
+def upstream_momask(mask, residual, cond, lengths, steps, scale, res_scale, topk, g):
+    """Upstream's two generate functions, literally: separate conditional and unconditional
+    forwards, residual logits over all K + 1 classes, history summed layer by layer."""
+    padding = torch.arange(int(lengths.max()))[None] >= lengths[:, None]
+    ids = torch.where(padding, mask.pad_id, mask.mask_id)
+    scores = torch.where(padding, 1e5, 0.0)
+    zeros = torch.zeros_like(cond)
+    for t in torch.linspace(0, 1, steps):
+        count = torch.round(torch.cos(t * math.pi / 2) * lengths).clamp(min=1)
+        is_mask = scores.argsort(dim=1, stable=True).argsort(dim=1) < count[:, None]
+        ids = torch.where(is_mask, mask.mask_id, ids)
+        cond_logits, aux = mask.logits(ids, cond, padding), mask.logits(ids, zeros, padding)
+        logits = aux + (cond_logits - aux) * scale
+        sampled = gumbel_argmax(keep_top(logits, topk), g)
+        ids = torch.where(is_mask, sampled, ids)
+        scores = logits.softmax(-1).gather(2, sampled[..., None])[..., 0].masked_fill(~is_mask, 1e5)
+    motion = torch.where(padding, residual.pad_id, ids)
+    layers, history = [motion], 0
+    for j in range(1, residual.num_quantizers):
+        history = history + residual.token_embed_weight[j - 1][motion]
+        layer = torch.full((len(cond),), j)
+        cond_logits = residual._forward(history, layer, cond, padding)
+        aux = residual._forward(history, layer, zeros, padding)
+        logits = aux + (cond_logits - aux) * res_scale
+        motion = torch.where(padding, residual.pad_id, gumbel_argmax(keep_top(logits, topk), g))
+        layers.append(motion)
+    codes = torch.stack(layers, dim=-1)
+    return torch.where(codes == residual.pad_id, -1, codes)
+
+
+def test_momask_generation_equals_upstream_reference():
+    mask = scrambled(MaskTransformer, 0)
+    residual = scrambled(ResidualTransformer, 1, num_quantizers=4)
+    cond, lengths = inputs()
+    ours_g, ref_g = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    base, _ = mask.generate(cond, lengths, Sampling(timesteps=6, topk=0.5), ours_g)
+    codes = residual.generate(base, cond, lengths, 3.0, 1.0, 0.5, ours_g)
+    expected = upstream_momask(mask, residual, cond, lengths, 6, 4.0, 3.0, 0.5, ref_g)
+    assert torch.equal(codes, expected)
+    assert torch.equal(torch.rand(3, generator=ours_g), torch.rand(3, generator=ref_g))
+    valid = torch.arange(codes.shape[1])[None] < lengths[:, None]
+    assert (codes[valid][:, 1:] == -1).any()  # the pad class was drawn inside a motion
 
 
 def recorded(prefix: str) -> dict[str, list]:

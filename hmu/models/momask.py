@@ -450,8 +450,10 @@ class ResidualTransformer(nn.Module):
     ) -> torch.Tensor:
         """Residual layers 1..Q-1 for base codes (B, N), one guided pass each -> (B, N, Q).
 
-        Sampling is Gumbel-argmax over the top-(1 - thres) codes (the pad class is never
-        sampled). Positions past each length hold PAD_INDEX (-1) in every layer.
+        Sampling is Gumbel-argmax over the top-(1 - thres) of all K + 1 classes, as upstream:
+        the pad class can be drawn (rarely, in a trained model); such a code is embedded with the
+        pad row in the layers above and returned as PAD_INDEX (-1, decoded as no code), like the
+        positions past each length in every layer.
         """
         if base_ids.dim() != 2:
             raise ValueError(f"base_ids must have shape (B, N), got {tuple(base_ids.shape)}")
@@ -470,10 +472,11 @@ class ResidualTransformer(nn.Module):
                 history = history + F.embedding(ids, self._input_table(j - 1))  # (B, N, C)
                 layer = torch.full((batch,), j, dtype=torch.long, device=ids.device)
                 logits = self._guided(history, layer, cond, ~valid, cond_scale)
-                logits = top_k_filter(logits[..., : self.num_tokens], topk_filter_thres)
+                logits = top_k_filter(logits, topk_filter_thres)  # (B, N, K+1)
                 ids = gumbel_sample(logits, temperature, generator).masked_fill(~valid, self.pad_id)
                 layers.append(ids)
-            return torch.stack(layers, dim=-1).masked_fill(~valid[..., None], PAD_INDEX)
+            codes = torch.stack(layers, dim=-1)  # (B, N, Q)
+            return codes.masked_fill(codes == self.pad_id, PAD_INDEX)
 
 
 class LengthEstimator(nn.Module):
