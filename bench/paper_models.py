@@ -19,6 +19,7 @@ from hmu.models.rvq import PAPER_CONFIG, RVQVAE
 
 # the paper's evaluation batch: 32 motions of 49 tokens (196 frames)
 BATCH, TOKENS = 32, 49
+END_BIAS = 6.0  # added to BAMM's end logit
 # upstream's top-level checkpoint keys (official_keys.json)
 CHECKPOINT_KEYS = {
     "vq": "vq_model",
@@ -61,11 +62,14 @@ def paper_models(seed: int = 0) -> dict[str, torch.nn.Module]:
     vq = RVQVAE(**PAPER_CONFIG)
     for layer in vq.quantizer.layers:
         layer.initialised = True
+    bamm = randomize(BAMMTransformer(), seed + 3)
+    with torch.no_grad():  # end the motions at varied lengths (on average after ~25 tokens)
+        bamm.output_process.poseFinal.bias[bamm.end_id] += END_BIAS
     return {
         "vq": randomize(vq, seed),
         "mask": randomize(MaskTransformer(), seed + 1),
         "res": randomize(ResidualTransformer(), seed + 2),
-        "bamm": randomize(BAMMTransformer(), seed + 3),
+        "bamm": bamm,
     }
 
 
