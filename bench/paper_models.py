@@ -6,6 +6,7 @@ set to it), so that `import paper_models` finds this file.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from pathlib import Path
@@ -92,10 +93,18 @@ def paper_inputs(seed: int = 0, batch: int = BATCH) -> tuple[torch.Tensor, torch
     return cond, lengths
 
 
+def _attention_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    """Q K^T and P V of a (B, H, S_q, d) x (B, H, S_k, d) attention, 2 FLOPs per multiply-add."""
+    *batch, queries, dim = query
+    return 4 * math.prod(batch) * queries * key[-2] * dim
+
+
 def count_flops(fn) -> int:
-    """Floating-point operations of one call of fn (torch's FLOP counter: matmuls, convs and
-    attention, 2 per multiply-add; element-wise work is not counted)."""
-    with FlopCounterMode(display=False) as counter:
+    """Floating-point operations of one call of fn: torch's FLOP counter (matmuls, convolutions;
+    2 per multiply-add) plus CPU flash attention, which it does not count. Element-wise work
+    (norms, activations, sampling) is not counted."""
+    attention = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _attention_flops}
+    with FlopCounterMode(display=False, custom_mapping=attention) as counter:
         fn()
     return counter.get_total_flops()
 

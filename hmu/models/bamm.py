@@ -98,7 +98,7 @@ class BAMMTransformer(nn.Module):
         x = self.input_process(self.token_emb(ids))  # (B, L, D)
         sequence = self.position_enc(torch.cat([self.cond_emb(cond)[:, None], x], dim=1))
         allowed = hybrid_attention_mask(known)[:, None]  # (B, 1, L+1, L+1)
-        return self.output_process(encode(self.seqTransEncoder, sequence, allowed))
+        return self.output_process(encode(self.seqTransEncoder, sequence, allowed)).float()
 
     def _prepare(self, ids, cond, known):
         """Validate ids (B, L), cond and known; return known as a bool tensor."""
@@ -170,7 +170,7 @@ class BAMMTransformer(nn.Module):
 
     def _head(self, hidden: torch.Tensor, cond_scale: float) -> torch.Tensor:
         """Guided logits (B, Q, K+1) from batch-first encoder outputs (2B or B, Q, D)."""
-        return self._guide(self.output_process(hidden), cond_scale)
+        return self._guide(self.output_process(hidden).float(), cond_scale)
 
     def corrupt(
         self, ids: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None

@@ -94,7 +94,7 @@ class MaskTransformer(nn.Module):
         sequence = torch.cat([self.cond_emb(cond)[:, None], x], dim=1)  # (B, N + 1, D)
         keys = F.pad(~padding_mask, (1, 0), value=True)[:, None, None]  # (B, 1, 1, N + 1)
         hidden = encode(self.seqTransEncoder, sequence, keys)[:, 1:]
-        return self.output_process(hidden)  # (B, N, K)
+        return self.output_process(hidden).float()  # (B, N, K); fp32 for guidance and sampling
 
     def _prepare(self, ids, cond, padding_mask):
         """Validate inputs; return ids with pad_id at padded positions and the padding mask."""

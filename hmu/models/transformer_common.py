@@ -94,9 +94,7 @@ class InputProcess(nn.Module):
 
 
 class OutputProcess(nn.Module):
-    """BERT-style head: Linear, GELU, LayerNorm(eps 1e-12), Linear; (B, S, D) -> (B, S, out).
-
-    The output is fp32 also under bf16 autocast (guidance and sampling need the precision)."""
+    """BERT-style head: Linear, GELU, LayerNorm(eps 1e-12), Linear; (B, S, D) -> (B, S, out)."""
 
     def __init__(self, out_feats: int, latent_dim: int):
         super().__init__()
@@ -106,7 +104,7 @@ class OutputProcess(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden = self.LayerNorm(F.gelu(self.dense(hidden)))
-        return self.poseFinal(hidden).float()
+        return self.poseFinal(hidden)
 
 
 def build_encoder(
