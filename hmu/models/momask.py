@@ -9,6 +9,9 @@ Token conventions (K = num_tokens):
 - MaskTransformer: codes 0..K-1, mask_id = K, pad_id = K + 1; the head predicts K classes.
 - ResidualTransformer: codes 0..K-1, pad_id = K; layer embeddings have K + 1 rows.
 - `generate` returns PAD_INDEX (-1) at positions past each length.
+
+One module for MoMask's three token models (over 450 lines): they share the token conventions
+and checkpoint layout above and are loaded together.
 """
 
 from __future__ import annotations

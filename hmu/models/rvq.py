@@ -10,6 +10,9 @@ The module tree and parameter names follow MoMask's `RVQVAE` so that official ch
 - Resnet1D blocks run their dilations high to low (9, 3, 1) in both encoder and decoder.
 - `quantizer.layers.{i}.codebook`: one (nb_code, code_dim) buffer per residual layer; this is
   the only quantizer state saved in checkpoints.
+
+Encoder, quantizer and decoder stay in one module (over 450 lines) because the official
+checkpoint's key tree spans all three.
 """
 
 from __future__ import annotations
