@@ -5,11 +5,13 @@ and the RVQ-VAE at the small profile's sizes (params.yaml) and at paper sizes. G
 paper's batch (32 motions; MoMask 10 steps, CFG 4, residual CFG 5, decode; BAMM with both
 second passes), HMU only. Prints the best of the repeats per setting and the bf16 speed-up.
 Run: python bench/bench_precision.py [--repeats 3] [--threads 2] [--only train|generate]
+[--clock wall|cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 from paper_models import TOKENS, count_flops, matmul_peak, paper_inputs, paper_models, timed
@@ -73,14 +75,14 @@ def generation(models, base: str, refine: str = "upstream"):
     return run
 
 
-def compare(name: str, run, repeats: int) -> dict[str, float]:
+def compare(name: str, run, repeats: int, clock=None) -> dict[str, float]:
     """Best time of fp32 and bf16 (interleaved repeats after a warm-up) and the speed-up."""
     for precision in ("fp32", "bf16"):
         run(precision)
     times = {"fp32": [], "bf16": []}
     for _ in range(repeats):
         for precision in times:
-            times[precision] += timed(lambda p=precision: run(p), 1)
+            times[precision] += timed(lambda p=precision: run(p), 1, clock)
     best = {p: min(t) for p, t in times.items()}
     print(f"{name:44s} fp32 {best['fp32'] * 1e3:9.1f} ms  bf16 {best['bf16'] * 1e3:9.1f} ms  "
           f"x{best['fp32'] / best['bf16']:.2f}", flush=True)  # fmt: skip
@@ -92,20 +94,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=("train", "generate"))
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="cpu: CPU time of the process, steadier on a shared machine (use --threads 1)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    peaks = {p: max(matmul_peak(dtype=d) for _ in range(3)) / 1e9
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    peaks = {p: max(matmul_peak(dtype=d, clock=clock) for _ in range(3)) / 1e9
              for p, d in (("fp32", torch.float32), ("bf16", torch.bfloat16))}  # fmt: skip
-    print(f"{args.threads} threads; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, "
-          f"bf16 {peaks['bf16']:.0f} GFLOP/s; best of {args.repeats}")  # fmt: skip
+    print(f"{args.threads} threads, {clock.__name__}; matmul peak fp32 {peaks['fp32']:.0f} "
+          f"GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; best of {args.repeats}")  # fmt: skip
     if args.only != "generate":
         print("-- one training step")
-        compare("masked transformer, small, batch 64", transformer_step(SMALL_TRANS, 64),
-                args.repeats)  # fmt: skip
-        compare("masked transformer, paper, batch 64", transformer_step({}, 64), args.repeats)
-        compare("residual transformer, paper, batch 64", residual_step(64), args.repeats)
-        compare("RVQ-VAE, small, batch 64 x 64 frames", vq_step(SMALL_VQ, 64), args.repeats)
-        compare("RVQ-VAE, paper, batch 32 x 64 frames", vq_step(PAPER_CONFIG, 32), args.repeats)
+        steps = {
+            "masked transformer, small, batch 64": transformer_step(SMALL_TRANS, 64),
+            "masked transformer, paper, batch 64": transformer_step({}, 64),
+            "residual transformer, paper, batch 64": residual_step(64),
+            "RVQ-VAE, small, batch 64 x 64 frames": vq_step(SMALL_VQ, 64),
+            "RVQ-VAE, paper, batch 32 x 64 frames": vq_step(PAPER_CONFIG, 32),
+        }
+        for name, step in steps.items():
+            compare(name, step, args.repeats, clock)
     if args.only != "train":
         print("-- generation, 32 motions, paper size")
         models = paper_models(0)
@@ -114,7 +124,7 @@ def main() -> None:
                                    ("BAMM, refine=cached", "bamm", "cached")):  # fmt: skip
             run = generation(models, base, refine)
             flops = count_flops(lambda r=run: r("fp32"))
-            best = compare(f"{name} ({flops / 32e9:.1f} GFLOP/motion)", run, args.repeats)
+            best = compare(f"{name} ({flops / 32e9:.1f} GFLOP/motion)", run, args.repeats, clock)
             print(f"{'':44s} fp32 at {flops / best['fp32'] / 1e9:.0f} GFLOP/s = "
                   f"{flops / best['fp32'] / 1e9 / peaks['fp32']:.0%} of the fp32 peak")  # fmt: skip
 

@@ -11,6 +11,8 @@ Upstream code comes from checkouts the user names; nothing is vendored or downlo
 
     python bench/bench_side_by_side.py --momask ~/src/momask-codes --bamm ~/src/BAMM
 
+(--device cuda on a GPU; --threads 1 --clock cpu for CPU time on a shared machine.)
+
 Its forward passes need what its own requirements name (torch, numpy, einops). CLIP is stubbed:
 both sides get the same precomputed text features, so neither runs a text encoder. BAMM's
 VQ-VAE allocates its codebooks with `.cuda()`; on a CPU that call is a no-op while it is built.
@@ -35,6 +37,7 @@ import contextlib
 import io
 import sys
 import tempfile
+import time
 import types
 from argparse import Namespace
 from pathlib import Path
@@ -249,14 +252,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-bf16", action="store_true", help="skip HMU's bf16 timing")
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="cpu: CPU time of the process, steadier on a shared machine (use --threads 1)",
+    )  # fmt: skip
     args = parser.parse_args()
     if not (args.momask or args.bamm):
         parser.error("name at least one upstream checkout: --momask and/or --bamm")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    peak = max(matmul_peak() for _ in range(3))
-    print(f"device {device}, {args.threads} threads; fp32 matmul peak {peak / 1e9:.0f} GFLOP/s "
-          f"(best 2048^3 product)")  # fmt: skip
+    args.clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    peak = max(matmul_peak(clock=args.clock) for _ in range(3))
+    print(f"device {device}, {args.threads} threads, {args.clock.__name__}; fp32 matmul peak "
+          f"{peak / 1e9:.0f} GFLOP/s (best 2048^3 product)")  # fmt: skip
 
     weights = paper_models(args.seed)
     cond, lengths = (t.to(device) for t in paper_inputs(args.seed, args.batch))
@@ -285,7 +293,7 @@ def side_by_side(base, ours, theirs, cond, lengths, args, peak) -> None:
     times = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, run in runs.items():
-            times[name] += timed(run, 1)
+            times[name] += timed(run, 1, args.clock)
     reference = min(times["upstream fp32"])
     for name, seconds in times.items():
         best, median = summary(seconds)
