@@ -12,9 +12,12 @@ import torch
 
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, _layer_schedule
 from hmu.models.transformer_common import (
+    InputProcess,
     Sampling,
+    build_encoder,
     check_state_dict,
     drop_condition,
+    encode,
     gumbel_sample,
     load_checked,
     top_k_filter,
@@ -480,3 +483,35 @@ def test_overfit_reproduces_sequences():
         generated, cond, lengths, 1.0, 0.5, generator=torch.Generator().manual_seed(1)
     )
     assert torch.equal(layers[valid], codes[valid])
+
+
+# ---------------------------------------------------------------- upstream's code path, bitwise
+
+
+def test_encode_is_bit_identical_to_the_sequence_first_encoder():
+    """encode (batch-first, SDPA) returns exactly what upstream's nn.TransformerEncoder call
+    returns, for key padding (MoMask) and per-sample attention patterns (BAMM)."""
+    encoder = scramble(build_encoder(32, 48, 2, 4, 0.1)).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 9, 32, generator=g)  # (B, S, D)
+    padding = torch.arange(9)[None] >= torch.tensor([9, 4, 6])[:, None]
+    allowed = torch.rand(3, 9, 9, generator=g) < 0.6
+    allowed |= torch.eye(9, dtype=torch.bool)  # every row attends somewhere
+    with torch.no_grad():
+        ours = encode(encoder, x, ~padding[:, None, None])
+        theirs = encoder(x.transpose(0, 1), src_key_padding_mask=padding).transpose(0, 1)
+        assert torch.equal(ours[~padding], theirs[~padding])
+        ours = encode(encoder, x, allowed[:, None])
+        blocked = ~allowed.repeat_interleave(4, dim=0)  # (B * heads, S, S)
+        assert torch.equal(ours, encoder(x.transpose(0, 1), mask=blocked).transpose(0, 1))
+
+
+def test_input_projection_rounds_like_upstreams_permuted_linear():
+    """Upstream applies its Linear to a (N, B, C) permuted view (matmul, then bias); at
+    upstream's 512-wide codes a fused addmm rounds differently."""
+    process = scramble(InputProcess(512, 128))
+    x = torch.randn(3, 20, 512, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        upstream = process.poseEmbedding(x.permute(1, 0, 2)).permute(1, 0, 2)
+        assert torch.equal(process(x), upstream)
+        assert not torch.equal(process.poseEmbedding(x), upstream)  # why it matters

@@ -10,7 +10,7 @@ Sequences are laid out batch-first (B, S, D). `encode` runs the encoder's layers
 parameters through the same kernels as nn.TransformerEncoder's sequence-first path (which
 upstream takes): one packed in-projection, scaled_dot_product_attention with the mask as an
 additive -inf bias, post-norm. Row order does not change a matmul's per-row sums, so the result
-is bit-identical to upstream in fp32 (tests/test_momask.py checks it) while the layout copies of
+is bit-identical to upstream in fp32 (tests/test_momask.py checks it), while the layout copies of
 the sequence-first path (packed-projection split, head permutes, input/output transposes) go
 away. PyTorch's fused fast path is not used: it differs from upstream by ~1e-6.
 Sampling helpers take an optional `torch.Generator` so generation is reproducible under a seed.
@@ -58,7 +58,7 @@ class Sampling:
 
 class PositionalEncoding(nn.Module):
     """Sinusoidal positions (`pe` buffer, (max_len, 1, d), upstream's shape) added to
-    (B, S, d) from position `start` on, then dropout."""
+    (B, S, d), then dropout."""
 
     def __init__(self, d_model: int, dropout: float = 0.1, max_len: int = 5000):
         super().__init__()
@@ -72,12 +72,11 @@ class PositionalEncoding(nn.Module):
         pe[:, 1::2] = torch.cos(position * div_term)
         self.register_buffer("pe", pe[:, None, :])  # (L, 1, d)
 
-    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Add pe[start:start+S] to x (B, S, d)."""
-        stop = start + x.shape[1]
-        if stop > self.pe.shape[0]:
-            raise ValueError(f"sequence length {stop} exceeds max_len {self.pe.shape[0]}")
-        return self.dropout(x + self.pe[start:stop, 0])
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Add pe[0:S] to x (B, S, d)."""
+        if x.shape[1] > self.pe.shape[0]:
+            raise ValueError(f"sequence length {x.shape[1]} exceeds max_len {self.pe.shape[0]}")
+        return self.dropout(x + self.pe[: x.shape[1], 0])
 
 
 class InputProcess(nn.Module):
