@@ -508,10 +508,9 @@ def test_encode_is_bit_identical_to_the_sequence_first_encoder():
 
 def test_input_projection_rounds_like_upstreams_permuted_linear():
     """Upstream applies its Linear to a (N, B, C) permuted view (matmul, then bias); at
-    upstream's 512-wide codes a fused addmm rounds differently."""
+    upstream's 512-wide codes a fused addmm rounds differently (with MKL on this CPU)."""
     process = scramble(InputProcess(512, 128))
     x = torch.randn(3, 20, 512, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         upstream = process.poseEmbedding(x.permute(1, 0, 2)).permute(1, 0, 2)
         assert torch.equal(process(x), upstream)
-        assert not torch.equal(process.poseEmbedding(x), upstream)  # why it matters
