@@ -2,8 +2,10 @@
 
 Loads the unlearned model through the same path as `hmu generate` and the judge trained by
 train_evaluator@<ds>; writes metrics/<ds>/<model>/<method>.json: forget and retain metrics
-(mean and 95% CI over repetitions), the toxic-action rate on implicit prompts (captions of
-forget test motions without any toxic keyword), and meta (sizes, timings).
+(per-repetition values, mean, upstream and t intervals), the detector rates on implicit prompts
+(captions of forget test motions without any toxic keyword), the excess rates over D_r (the
+retrain JSON of the same dataset and model), and meta (sizes, timings); and the per-sample
+arrays of every part to eval/<ds>/<model>/<method>.npz for the report's paired tests.
 """
 
 import json
@@ -12,7 +14,7 @@ import time
 from pathlib import Path
 
 from hmu.data.dataset import ProcessedDataset
-from hmu.eval.run import evaluate_method
+from hmu.eval.run import evaluate_method, reference_excess, samples_path, save_samples
 from hmu.io import write_json
 from hmu.params import load_params, section
 
@@ -24,7 +26,7 @@ def main(target: str) -> None:
     keywords = section(params, f"toxicity.{dataset}.keywords")
     data = ProcessedDataset.open(dataset)
     start = time.perf_counter()
-    result = evaluate_method(
+    result, samples = evaluate_method(
         dataset, model, method, protocol, keywords, threads=section(params, "evaluator.threads")
     )
     unlearn = json.loads(Path(f"metrics/{dataset}/{model}/{method}_unlearn.json").read_text())
@@ -38,13 +40,15 @@ def main(target: str) -> None:
         "unlearn_seconds": unlearn["unlearn_seconds"],
         "eval_seconds": round(time.perf_counter() - start, 1),
     }
+    result["excess"] = reference_excess(result, dataset, model, method)
+    save_samples(samples_path(dataset, model, method), samples)
     write_json(f"metrics/{dataset}/{model}/{method}.json", result)
     f, r = result["forget"], result["retain"]
     toxic = f.get("toxic_rate", {}).get("mean")
     print(
         f"evaluate@{target}: forget FID {f['fid']['mean']:.3f} toxic {toxic}"
         f" | retain FID {r['fid']['mean']:.3f} R@1 {r['r1']['mean']:.3f}"
-        f" | implicit toxic {result['implicit'].get('toxic_rate')}"
+        f" | implicit toxic {result['implicit'].get('toxic_rate', {}).get('mean')}"
     )
 
 

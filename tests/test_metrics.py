@@ -76,15 +76,15 @@ def test_r_precision_matches_brute_force():
     rng = np.random.default_rng(4)
     text = rng.normal(size=(32, 8))
     motion = text + rng.normal(size=(32, 8)) * 1.2  # noisy: some hits, some misses
-    hits = np.zeros(3)
+    hits = np.zeros((32, 3), dtype=bool)
     for i in range(32):
         dists = [np.linalg.norm(text[i] - motion[j]) for j in range(32)]
         order = list(np.argsort(dists))
         for k in range(3):
-            hits[k] += i in order[: k + 1]
-    expected = hits / 32
+            hits[i, k] = i in order[: k + 1]
+    np.testing.assert_array_equal(metrics.r_precision_hits(text, motion, top_k=3), hits)
     got = metrics.r_precision(text, motion, top_k=3)
-    np.testing.assert_allclose(got, expected)
+    np.testing.assert_allclose(got, hits.mean(0))
     assert 0 < got[0] < 1 and np.all(np.diff(got) >= 0)
 
 
@@ -98,8 +98,9 @@ def test_r_precision_known_cases():
 def test_matching_score_matches_loop():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(9, 4)), rng.normal(size=(9, 4))
-    expected = sum(np.sqrt(((a[i] - b[i]) ** 2).sum()) for i in range(9)) / 9
-    assert metrics.matching_score(a, b) == pytest.approx(expected)
+    per_pair = [np.sqrt(((a[i] - b[i]) ** 2).sum()) for i in range(9)]
+    np.testing.assert_allclose(metrics.matching_distances(a, b), per_pair)
+    assert metrics.matching_score(a, b) == pytest.approx(sum(per_pair) / 9)
 
 
 def test_diversity_and_multimodality_follow_their_draws():

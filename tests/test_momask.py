@@ -10,16 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+from hmu.models.checkpoint import check_state_dict, load_checked
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, _layer_schedule
 from hmu.models.transformer_common import (
     InputProcess,
     Sampling,
     build_encoder,
-    check_state_dict,
     drop_condition,
     encode,
     gumbel_sample,
-    load_checked,
     top_k_filter,
 )
 

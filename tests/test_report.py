@@ -1,4 +1,4 @@
-"""The benchmark report (hmu.eval.report): tables like the paper's Table 1, plots, summary."""
+"""The benchmark report (hmu.eval.report): tables, significance marks, excess, agreement."""
 
 import json
 import math
@@ -6,67 +6,98 @@ import runpy
 from pathlib import Path
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 import yaml
 
-from hmu.eval.report import best_keys, build_report, load_results, write_report
+from hmu.eval import stats
+from hmu.eval.report import (
+    build_report,
+    candidate_best,
+    format_cell,
+    load_results,
+    significance_marks,
+    write_report,
+)
+from hmu.eval.run import load_samples, samples_path, save_samples
 
 DS = "toy"
 MODELS = ["momask", "bamm"]
-METHODS = ["retrain", "base", "finetune", "uce", "rece", "lcr"]
-PRESENT = ["retrain", "base", "finetune", "uce", "lcr"]  # momask only; rece and all bamm missing
+METHODS = ["retrain", "base", "finetune", "finetune_all", "uce", "rece", "lcr"]
+PRESENT = ["retrain", "base", "finetune", "finetune_all", "uce", "lcr"]  # no rece, no bamm
+RANKED = [m for m in PRESENT if m != "retrain"]
+R, N, P, D = 3, 96, 40, 6
+LABELS = {"retrain": "MoMask D_r (reference)", "base": "MoMask", "finetune": "MoMask FT",
+          "finetune_all": "MoMask FT (all data)", "uce": "MoMask w/ UCE",
+          "lcr": "MoMask w/ LCR"}  # fmt: skip
 
-# Forget / retain means per method (ci95 = mean / 100). Chosen so that the "->" winners differ
-# from the lowest/highest values: forget FID lowest is base, closest to D_r (10.0) is LCR.
-FORGET = {
-    #            fid   mm_notox diversity r1    toxic  ncs@3
-    "retrain": (10.0, 4.4, 7.6, 0.129, 0.02, 0.05),
-    "base": (1.0, 5.0, 6.1, 0.159, 0.60, 0.70),
-    "finetune": (2.0, 4.9, 6.4, 0.148, 0.50, 0.65),
-    "uce": (25.0, 5.1, 8.7, 0.105, 0.30, 0.40),
-    "lcr": (12.0, 4.7, 6.6, 0.133, 0.10, 0.20),
-}
-RETAIN = {
-    #            fid    mm_dist diversity r1    toxic
-    "retrain": (0.05, 2.6, 10.05, 0.300, 0.01),
-    "base": (0.10, 2.7, 10.14, 0.290, 0.02),
-    "finetune": (0.20, 2.8, 10.00, 0.280, 0.01),
-    "uce": (0.40, 3.1, 10.19, 0.257, 0.01),
-    "lcr": (0.12, 2.72, 10.10, 0.287, 0.02),
-}
-IMPLICIT = {"retrain": 0.03, "base": 0.40, "finetune": 0.35, "uce": 0.25, "lcr": 0.08}
-FORGET_KEYS = ("fid", "mm_notox", "diversity", "r1", "toxic_rate", "ncs@3")
-RETAIN_KEYS = ("fid", "mm_dist", "diversity", "r1", "toxic_rate")
-REAL = {
-    "forget": {"fid": 0.002, "mm_notox": 4.1, "diversity": 7.9, "r1": 0.2, "toxic_rate": 0.9},
-    "retain": {"fid": 0.001, "mm_dist": 2.5, "diversity": 9.9, "r1": 0.5, "toxic_rate": 0.01},
-}
+# Per-sample toxic probabilities: the classifier's explicit rate has a clear best (LCR), the
+# kinematic detector's a tie between UCE and LCR; implicit-seen flags are identical for every
+# ranked method (nothing to rank), implicit-held-out follows the classifier.
+CLASSIFIER = {"retrain": 0.1, "base": 0.9, "finetune": 0.85, "finetune_all": 0.88, "uce": 0.5,
+              "lcr": 0.15}  # fmt: skip
+KINEMATIC = {"retrain": 0.05, "base": 0.7, "finetune": 0.68, "finetune_all": 0.7, "uce": 0.3,
+             "lcr": 0.3}  # fmt: skip
+# Generated embeddings: real + shift; D_r is far from real, LCR nearly as far (FID -> D_r).
+SHIFT = {"retrain": 1.0, "base": 0.0, "finetune": 0.1, "finetune_all": 0.05, "uce": 0.5,
+         "lcr": 0.98}  # fmt: skip
+# Quality values without per-sample arrays (per repetition): ranked by the t test fallback.
+MM_NOTOX = {"retrain": [9.0, 9.1, 9.2], "base": [7.0, 7.2, 7.1], "finetune": [7.1, 7.2, 7.4],
+            "finetune_all": [7.0, 7.3, 7.1], "uce": [7.3, 7.1, 7.2],
+            "lcr": [8.8, 9.3, 9.0]}  # fmt: skip
 
 
-def _entry(mean):
-    return {"mean": mean, "ci95": round(mean / 100, 6)}
+def _flags(p, shape, seed):
+    return np.random.default_rng(seed).random(shape) < p
 
 
-def _run(method, model="momask", reps=20):
-    forget = {k: _entry(v) for k, v in zip(FORGET_KEYS, FORGET[method], strict=True)}
-    forget.update(mm_dist=_entry(5.0), r2=_entry(0.2), r3=_entry(0.3), multimodality=_entry(2.0))
-    forget.update({f"ncs@{k}": _entry(0.1 * k / 10) for k in (1, 5, 10)})
-    retain = {k: _entry(v) for k, v in zip(RETAIN_KEYS, RETAIN[method], strict=True)}
-    retain.update(r2=_entry(0.4), r3=_entry(0.5), multimodality=_entry(2.1))
-    return {
-        "forget": forget,
-        "retain": retain,
-        "implicit": {"toxic_rate": IMPLICIT[method], "prompts": 64, "ncs@1": 0.1, "ncs@3": 0.2},
-        "meta": {
-            "dataset": DS,
-            "model": model,
-            "method": method,
-            "repetitions": reps,
-            "test_sizes": {"forget": 96, "retain": 128},
-            "unlearn_seconds": {"retrain": 300.0, "lcr": 0.25}.get(method, 12.5),
-            "eval_seconds": 40.0,
-        },
+def _method(method, seed):
+    """(metrics JSON without excess, per-sample arrays) of one method."""
+    rng = np.random.default_rng(100)
+    real = rng.normal(size=(R, N, D)).astype(np.float32)
+    gen = (real + SHIFT[method] + np.random.default_rng(seed).normal(0, 0.3, real.shape)).astype(
+        np.float32
+    )
+    keys = np.stack([rng.permutation(N) for _ in range(R)])[..., None].repeat(2, -1)
+    keys[..., 1] = 0
+    samples = {
+        "forget.keys": keys,
+        "forget.real_emb": real,
+        "forget.gen_emb": gen,
+        "forget.flag.toxic_rate": _flags(CLASSIFIER[method], (R, N), seed),
+        "forget.flag.kinematic_rate": _flags(KINEMATIC[method], (R, N), seed + 1),
+        "retain.keys": keys,
+        "retain.flag.toxic_rate": _flags(0.05, (R, N), seed + 2),
+        "implicit_seen.keys": np.tile(np.arange(P), (R, 1)),
+        "implicit_seen.flag.toxic_rate": _flags(0.6 if method != "retrain" else 0.1, (R, P), 7),
+        "implicit_heldout.keys": np.tile(np.arange(P), (R, 1)),
+        "implicit_heldout.flag.toxic_rate": _flags(CLASSIFIER[method], (R, P), seed + 3),
     }
+    fid = [stats.frechet_influence(r, g)[0] for r, g in zip(real, gen, strict=True)]
+    forget = {
+        "fid": stats.summarize(fid),
+        "mm_notox": stats.summarize(MM_NOTOX[method]),
+        "diversity": stats.summarize([5.0, 5.1, 5.2]),
+        "r1": stats.summarize([0.1, 0.1, 0.1]),
+        "multimodality": stats.summarize([2.0]),
+    }
+    result = {"forget": forget, "retain": {"fid": stats.summarize([1.0 + seed / 100] * 3)}}
+    for name, flags in samples.items():
+        if ".flag." in name:
+            part, _, rate = name.split(".")
+            result.setdefault(part, {})[rate] = stats.summarize(flags.mean(1))
+    for part in ("implicit_seen", "implicit_heldout"):
+        result[part]["prompts"] = P
+    result["meta"] = {
+        "dataset": DS,
+        "model": "momask",
+        "method": method,
+        "repetitions": R,
+        "test_sizes": {"forget": N, "retain": N},
+        "unlearn_seconds": 1.5,
+        "eval_seconds": 40.0,
+    }
+    return result, samples
 
 
 def _write(path: Path, obj) -> None:
@@ -74,197 +105,277 @@ def _write(path: Path, obj) -> None:
     path.write_text(json.dumps(obj))
 
 
+@pytest.fixture(scope="module")
+def runs():
+    return {m: _method(m, seed) for seed, m in enumerate(PRESENT)}
+
+
 @pytest.fixture
-def metrics_dir(tmp_path):
-    root = tmp_path / "metrics"
-    for method in PRESENT:
-        _write(root / DS / "momask" / f"{method}.json", _run(method))
-    real = {part: {k: _entry(v) for k, v in vals.items()} for part, vals in REAL.items()}
-    real["meta"] = {"classifier_accuracy": 0.875, "repetitions": 20,
-                    "test_sizes": {"forget": 96, "retain": 128}}  # fmt: skip
-    _write(root / DS / "real.json", real)
-    return root
+def dirs(tmp_path, runs):
+    """metrics/ with JSONs (and excess blocks), eval/ with the per-sample arrays."""
+    metrics, samples = tmp_path / "metrics", tmp_path / "eval"
+    reference = runs["retrain"][0]
+    for method, (result, arrays) in runs.items():
+        data = dict(result, excess=stats.excess_over_reference(result, reference))
+        _write(metrics / DS / "momask" / f"{method}.json", data)
+        save_samples(samples_path(DS, "momask", method, samples), arrays)
+    real = {"forget": {"fid": stats.summarize([0.01, 0.02, 0.01])},
+            "retain": {"fid": stats.summarize([0.01, 0.01, 0.02])},
+            "meta": {"classifier_roc_auc": 0.97, "repetitions": R,
+                     "test_sizes": {"forget": N, "retain": N}}}  # fmt: skip
+    _write(metrics / DS / "real.json", real)
+    return metrics, samples
 
 
-def _table(markdown: str, heading: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the first markdown table after `heading`."""
+def _report(dirs, tmp_path, samples=True, models=MODELS, n_boot=400, files=False):
+    """The markdown; with files, also report.md, report.json and the plots under out/."""
+    metrics, sample_dir = dirs
+    sample_dir = sample_dir if samples else None
+    if not files:
+        return build_report(metrics, [DS], models, METHODS, sample_dir, n_boot)
+    out = tmp_path / "out"
+    return write_report(
+        metrics, out / "report.md", out / "plots", [DS], models, METHODS,
+        samples_dir=sample_dir, n_boot=n_boot,
+    )  # fmt: skip
+
+
+def _table(markdown: str, heading: str) -> dict[str, dict[str, str]]:
+    """{row label: {column header: cell}} of the first markdown table after `heading`."""
     lines = markdown.splitlines()
-    start = lines.index(heading)
     rows = []
-    for line in lines[start + 1 :]:
+    for line in lines[lines.index(heading) + 1 :]:
         if line.startswith("|"):
             rows.append([cell.strip() for cell in line.strip("|").split("|")])
         elif rows:
             break
-    return rows[0], rows[2:]
+    header = rows[0]
+    return {row[0]: dict(zip(header[1:], row[1:], strict=True)) for row in rows[2:]}
 
 
-MAIN_HEADER = [
-    "Method", "Forget FID →", "Forget MM-Notox ↓", "Forget Diversity →", "Forget R@1 →",
-    "Forget toxic rate ↓", "Implicit toxic rate ↓", "Forget NCS@3 ↓", "Retain FID ↓",
-    "Retain MM-Dist ↓", "Retain Diversity →", "Retain R@1 ↑", "Retain toxic rate",
-]  # fmt: skip
-LABELS = {"retrain": "MoMask D_r (reference)", "base": "MoMask", "finetune": "MoMask FT",
-          "uce": "MoMask w/ UCE", "lcr": "MoMask w/ LCR"}  # fmt: skip
+TOXICITY = "#### toy · MoMask · toxicity"
+QUALITY = "#### toy · MoMask · quality"
 
 
-def test_main_table_rows_columns_and_cells(metrics_dir):
-    header, rows = _table(build_report(metrics_dir, [DS], MODELS, METHODS), "### MoMask")
-    assert header == MAIN_HEADER
-    assert [r[0] for r in rows] == ["Real motion", *(LABELS[m] for m in PRESENT)]
-    base = rows[2]
-    assert base[1].strip("*") == "1.000 ± 0.010"  # forget FID
-    assert base[6].strip("*") == "0.400"  # implicit toxic rate: one pass, no interval
-    assert rows[0][6] == "–"  # no implicit prompts for real motion
-    assert rows[0][1] == "0.002 ± 0.000"
+def _marks(table, column):
+    """{method: 'best' | 'tie'} read back from the cells of a column."""
+    out = {}
+    for method, label in LABELS.items():
+        cell = table[label][column]
+        if cell.startswith("**"):
+            out[method] = "best"
+        elif cell.endswith("≈"):
+            out[method] = "tie"
+    return out
 
 
-def _expected_winners(col: int) -> set[str]:
-    """Straightforward re-derivation of the best ranked method for a main-table column."""
-    spec = [("forget", 0, "target"), ("forget", 1, "down"), ("forget", 2, "target"),
-            ("forget", 3, "target"), ("forget", 4, "down"), ("implicit", None, "down"),
-            ("forget", 5, "down"), ("retain", 0, "down"), ("retain", 1, "down"),
-            ("retain", 2, "target"), ("retain", 3, "up"), ("retain", 4, None)][col]  # fmt: skip
-    part, idx, goal = spec
-    if goal is None:
-        return set()
-
-    def value(m):
-        return (
-            IMPLICIT[m] if part == "implicit" else (FORGET if part == "forget" else RETAIN)[m][idx]
-        )
-
-    ranked = [m for m in PRESENT if m != "retrain"]
-    score = {
-        "target": lambda m: abs(value(m) - value("retrain")),
-        "down": value,
-        "up": lambda m: -value(m),
-    }[goal]
-    best = min(score(m) for m in ranked)
-    return {m for m in ranked if math.isclose(score(m), best, abs_tol=1e-9)}
+def test_cells_show_t_intervals_or_say_why_not():
+    assert format_cell(stats.summarize([1.0, 2.0, 3.0])) == "2.000 ± 2.484"
+    assert format_cell(stats.summarize([4.0712])) == "4.071 (single pass)"
+    assert format_cell({"mean": 0.5, "ci95": 0.01}) == "0.500 ± n/a"  # a file before ci95_t
+    assert format_cell(64) == "64" and format_cell(0.25) == "0.250" and format_cell(None) == "–"
 
 
-def test_bold_marks_best_ranked_entry_per_column(metrics_dir):
-    _, rows = _table(build_report(metrics_dir, [DS], MODELS, METHODS), "### MoMask")
-    by_label = {r[0]: r for r in rows}
-    for col in range(1, len(MAIN_HEADER)):
-        bold = {m for m in PRESENT if by_label[LABELS[m]][col].startswith("**")}
-        assert bold == _expected_winners(col - 1), MAIN_HEADER[col]
-        assert not by_label["Real motion"][col].startswith("**")
-    # Spelled out: "->" means closest to D_r, not lowest (base has the lowest forget FID).
-    assert by_label["MoMask w/ LCR"][1] == "**12.000 ± 0.120**"
-    assert by_label["MoMask"][1] == "1.000 ± 0.010"
-    # D_r is a reference: its retain FID 0.05 is the lowest but base (0.10) gets the bold.
-    assert by_label["MoMask D_r (reference)"][8] == "0.050 ± 0.001"
-    assert by_label["MoMask"][8] == "**0.100 ± 0.001**"
-    assert by_label["MoMask w/ UCE"][11] == "0.257 ± 0.003"
-    assert by_label["MoMask"][11] == "**0.290 ± 0.003**"  # R@1 up
+def test_significance_rules():
+    assert candidate_best({"a": 0.2, "b": 0.5}, "down") == "a"
+    assert candidate_best({"a": 0.2, "b": 0.5}, "up") == "b"
+    assert candidate_best({"a": 0.2, "b": 0.5}, "target", reference=0.45) == "b"
+    assert candidate_best({"a": 0.2, "b": 0.5}, "target", reference=None) is None
+    assert candidate_best({"a": 0.2, "b": 0.2001}, "down") is None  # equal as printed
+    assert candidate_best({"a": float("nan"), "b": 0.3, "c": 0.4}, "down") == "b"
+    assert significance_marks("a", {"b": 0.01, "c": 0.03}) == {"a": "best"}
+    assert significance_marks("a", {"b": 0.01, "c": 0.2}) == {"a": "tie", "c": "tie"}
+    assert significance_marks("a", {"b": 0.3, "c": 0.2}) == {}  # nothing stands out
+    assert significance_marks("a", {"b": 0.01, "c": float("nan")}) == {"a": "tie", "c": "tie"}
 
 
-def test_best_keys_rules():
-    assert best_keys({"a": 1.0, "b": 3.0}, "down") == {"a"}
-    assert best_keys({"a": 1.0, "b": 3.0}, "up") == {"b"}
-    assert best_keys({"a": 1.0, "b": 3.0}, "target", reference=2.6) == {"b"}
-    assert best_keys({"a": 1.0, "b": 3.0}, "target", reference=None) == set()
-    assert best_keys({"a": 1.0, "b": 3.0}, None) == set()
-    assert best_keys({"a": 1.0}, "down") == set()  # nothing to compare
-    assert best_keys({"a": 1.0, "b": 1.0001}, "down") == set()  # all equal as shown
-    assert best_keys({"a": 1.0004, "b": 1.0001, "c": 2.0}, "down") == {"a", "b"}  # same as shown
-    assert best_keys({"a": 0.9, "b": 1.1, "c": 2.0}, "target", reference=1.0) == {"a", "b"}
-    assert best_keys({"a": float("nan"), "b": 2.0, "c": None, "d": 3.0}, "down") == {"b"}
+def test_bold_only_when_significantly_best_and_ties_marked(dirs, tmp_path):
+    markdown = _report(dirs, tmp_path)
+    table = _table(markdown, TOXICITY)
+    assert list(table) == ["Real motion", *(LABELS[m] for m in PRESENT)]
+    # the classifier: LCR (0.15) beats every other ranked method on 288 paired samples
+    assert _marks(table, "Explicit classifier rate ↓") == {"lcr": "best"}
+    assert _marks(table, "Explicit classifier excess ↓") == {"lcr": "best"}
+    # the kinematic detector: UCE and LCR share p = 0.3, a statistical tie; the rest lose
+    assert _marks(table, "Explicit kinematic rate ↓") == {"uce": "tie", "lcr": "tie"}
+    # identical flags for every ranked method: nothing to rank
+    assert _marks(table, "Implicit-seen classifier rate ↓") == {}
+    assert _marks(table, "Implicit-held-out classifier rate ↓") == {"lcr": "best"}
+    assert "Retain classifier rate" in table["MoMask"]  # unranked false alarms
+    assert "Significance: paired bootstrap (400 resamples)" in markdown
+    quality = _table(markdown, QUALITY)
+    # FID -> D_r: LCR's embeddings are shifted like D_r's; bootstrap on embeddings
+    assert _marks(quality, "Forget FID → D_r") == {"lcr": "best"}
+    # MM-Notox has no per-sample arrays here: paired t test over repetitions, -> D_r
+    assert _marks(quality, "Forget MM-Notox → D_r") == {"lcr": "best"}
+    assert "paired t test over repetitions (per-sample arrays absent) for forget.mm_notox" in (
+        markdown
+    )
+    for row in ("Real motion", "MoMask D_r (reference)"):
+        assert not any(c.startswith("**") or c.endswith("≈") for c in quality[row].values())
 
 
-def test_missing_files_are_listed(metrics_dir):
-    markdown = build_report(metrics_dir, [DS], MODELS, METHODS)
+def test_excess_over_d_r_with_t_intervals(dirs, tmp_path, runs):
+    table = _table(_report(dirs, tmp_path), TOXICITY)
+    assert table["MoMask D_r (reference)"]["Explicit classifier excess ↓"] == "0.000 ± 0.000"
+    base, ref = runs["base"][0]["forget"]["toxic_rate"], runs["retrain"][0]["forget"]["toxic_rate"]
+    diff = np.subtract(base["values"], ref["values"])
+    expected = stats.summarize(diff)
+    assert table["MoMask"]["Explicit classifier excess ↓"] == (
+        f"{expected['mean']:.3f} ± {expected['ci95_t']:.3f}"
+    )
+    assert table["Real motion"]["Explicit classifier excess ↓"] == "–"
+    # a file without the excess block gets it from the D_r file
+    metrics, _ = dirs
+    path = metrics / DS / "momask" / "base.json"
+    data = json.loads(path.read_text())
+    del data["excess"]
+    path.write_text(json.dumps(data))
+    again = _table(_report(dirs, tmp_path), TOXICITY)
+    assert (
+        again["MoMask"]["Explicit classifier excess ↓"]
+        == table["MoMask"]["Explicit classifier excess ↓"]
+    )
+
+
+def test_fallback_without_per_sample_arrays(dirs, tmp_path):
+    markdown = _report(dirs, tmp_path, samples=False)
+    assert "paired t test over repetitions (no per-sample arrays: fallback)" in markdown
+    table = _table(markdown, TOXICITY)
+    assert _marks(table, "Explicit classifier rate ↓").get("lcr") in ("best", "tie")
+    # MultiModality measured once: untested, said so
+    full = _table(markdown, "### toy · MoMask · forget set")
+    assert full["MoMask"]["MultiModality → D_r"] == "2.000 (single pass)"
+    assert not _marks(full, "MultiModality → D_r")
+
+
+def test_single_pass_single_file_and_paired_keys(dirs, tmp_path):
+    # samples that do not pair (another key order) are not bootstrapped
+    _, sample_dir = dirs
+    path = samples_path(DS, "momask", "uce", sample_dir)
+    arrays = load_samples(path)
+    arrays["forget.keys"] = arrays["forget.keys"][:, ::-1].copy()
+    save_samples(path, arrays)
+    markdown = _report(dirs, tmp_path)
+    assert "paired t test over repetitions" in markdown and "forget.toxic_rate" in markdown
+
+
+def test_notes_columns_and_layout(dirs, tmp_path):
+    markdown = _report(dirs, tmp_path)
+    assert "detoxify keeps" in markdown and "→ D_r" in markdown
+    assert "FT (all data)" in markdown
+    assert "- Judge on real test motions: classifier roc auc 0.970." in markdown
+    assert "- Implicit-seen prompts: 40." in markdown
+    assert "3 repetitions; test sets: 96 forget and 96 retain motions" in markdown
+    header = list(_table(markdown, TOXICITY)["MoMask"])
+    assert header == [
+        "Explicit classifier rate ↓", "Explicit classifier excess ↓",
+        "Explicit kinematic rate ↓", "Explicit kinematic excess ↓",
+        "Implicit-seen classifier rate ↓", "Implicit-seen classifier excess ↓",
+        "Implicit-held-out classifier rate ↓", "Implicit-held-out classifier excess ↓",
+        "Retain classifier rate",
+    ]  # fmt: skip
     missing = [f"{DS}/momask/rece.json"] + [f"{DS}/bamm/{m}.json" for m in METHODS]
     assert f"**{len(missing)} expected metrics files are missing**" in markdown
-    notice = next(line for line in markdown.splitlines() if line.startswith("**Missing**"))
-    for path in missing:
-        assert f"{path}`" in notice
-    assert "real.json" not in notice
     assert "_No metrics for bamm on toy._" in markdown
-    assert "w/ RECE" not in markdown
-    (metrics_dir / DS / "momask" / "retrain.json").unlink()
-    markdown = build_report(metrics_dir, [DS], ["momask"], METHODS)
-    assert "D_r reference missing" in markdown
-    _, rows = _table(markdown, "### MoMask")
-    assert not rows[2][1].startswith("**")  # forget FID "->" cannot be ranked without D_r
-    assert rows[1][8].startswith("**")  # retain FID (down) still is
+    full = _table(markdown, "### toy · MoMask · implicit_heldout prompts")
+    assert list(full["MoMask"]) == ["classifier rate ↓", "Prompts", "classifier excess ↓"]
 
 
-def test_legend_wall_times_and_full_tables(metrics_dir):
-    markdown = build_report(metrics_dir, [DS], ["momask"], METHODS)
-    assert "20 repetitions; test sets: 96 forget and 128 retain motions" in markdown
-    assert "accuracy on real test motions: 0.875" in markdown
-    header, rows = _table(markdown, "Wall time per method:")
-    assert header == ["Method", "Unlearn (s)", "Evaluation (s)"]
-    assert ["MoMask w/ LCR", "0.25", "40.00"] in rows
-    assert ["MoMask D_r", "300.00", "40.00"] in rows
-    header, rows = _table(markdown, "### toy · MoMask · forget set")
-    assert header[:9] == ["Method", "FID →", "MM-Notox ↓", "MM-Dist →", "Diversity →",
-                          "MultiModality →", "R@1 →", "R@2 →", "R@3 →"]  # fmt: skip
-    assert {"NCS@1 ↓", "NCS@10 ↓"} <= set(header)
-    header, rows = _table(markdown, "### toy · MoMask · implicit prompts")
-    assert header == ["Method", "toxic rate ↓", "NCS@1 ↓", "NCS@3 ↓", "Prompts"]
-    assert rows[0][0] == "MoMask D_r (reference)"  # no Real motion row for implicit prompts
-    assert rows[0][-1] == "64"  # a count, not a rate
-    assert rows[4] == ["MoMask w/ LCR", "**0.080**", "0.100", "0.200", "64"]  # ties not bold
-    # Different protocols between files are reported, not hidden.
-    _write(metrics_dir / DS / "momask" / "uce.json", _run("uce", reps=5))
-    markdown = build_report(metrics_dir, [DS], ["momask"], METHODS)
-    assert "Protocol differs between files: 5 repetitions" in markdown
+def test_instrument_agreement(dirs, tmp_path, runs):
+    markdown = _report(dirs, tmp_path)
+    x = [runs[m][0]["forget"]["toxic_rate"]["mean"] for m in PRESENT]
+    y = [runs[m][0]["forget"]["kinematic_rate"]["mean"] for m in PRESENT]
+    rho = stats.spearman(x, y)
+    table = _table(markdown, "## Instrument agreement")
+    assert table["toy · MoMask"]["Explicit: kinematic"] == f"{rho:.2f} (n=6)"
+    assert rho > 0.5 and "instruments agree on every table" in markdown
+    # a detector that orders the methods the other way round is called out
+    metrics, _ = dirs
+    for method in PRESENT:
+        path = metrics / DS / "momask" / f"{method}.json"
+        data = json.loads(path.read_text())
+        flipped = [1.0 - v for v in data["forget"]["kinematic_rate"]["values"]]
+        data["forget"]["kinematic_rate"] = stats.summarize(flipped)
+        path.write_text(json.dumps(data))
+    markdown = _report(dirs, tmp_path)
+    assert "**Disagreement** on toy MoMask, explicit prompts: the classifier and the kinematic" in (
+        markdown
+    )
+    assert "MoMask above MoMask w/ LCR by the classifier, below it by the kinematic" in markdown
 
 
-def test_write_report_plots_and_summary(metrics_dir, tmp_path):
-    out_md = metrics_dir / "report.md"
-    markdown = write_report(metrics_dir, out_md, metrics_dir / "plots", [DS], MODELS, METHODS)
-    assert out_md.read_text() == markdown
-    pngs = sorted((metrics_dir / "plots").glob("*.png"))
-    assert [p.name for p in pngs] == [
-        "toy_momask_implicit_vs_retain_fid.png",
+def test_summary_is_flat_numeric_without_timings(dirs, tmp_path, runs):
+    _report(dirs, tmp_path, files=True)
+    summary = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert all(isinstance(v, float) for v in summary.values())
+    assert not any("seconds" in k for k in summary)
+    assert summary["toy.momask.lcr.forget.toxic_rate"] == round(
+        runs["lcr"][0]["forget"]["toxic_rate"]["mean"], 6
+    )
+    assert summary["toy.momask.retrain.excess.forget.toxic_rate"] == 0.0
+    assert "toy.momask.base.excess.forget.kinematic_rate_ci95_t" in summary
+    assert "toy.momask.agreement.forget.kinematic_rate" in summary
+    assert summary["toy.real.forget.fid"] == pytest.approx(0.013333, abs=1e-6)
+    pngs = sorted(p.name for p in (tmp_path / "out" / "plots").glob("*.png"))
+    assert pngs == [
+        "toy_momask_implicit_heldout_vs_retain_fid.png",
+        "toy_momask_implicit_seen_vs_retain_fid.png",
         "toy_momask_toxic_vs_retain_fid.png",
     ]
-    for png in pngs:
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        image = iio.imread(png)
-        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
-        assert f"](plots/{png.name})" in markdown
-    summary = json.loads((metrics_dir / "report.json").read_text())
-    assert all(isinstance(v, float) for v in summary.values())
-    assert summary["toy.momask.lcr.forget.fid"] == 12.0
-    assert summary["toy.momask.base.implicit.toxic_rate"] == 0.4
-    assert summary["toy.momask.retrain.unlearn_seconds"] == 300.0
-    assert summary["toy.real.retain.r1"] == 0.5
-    assert not any(k.startswith("toy.momask.rece") for k in summary)
+    image = iio.imread(tmp_path / "out" / "plots" / pngs[0])
+    assert image.ndim == 3 and image.shape[0] > 100
 
 
-def test_bad_inputs_raise_clear_errors(metrics_dir):
+def test_legacy_files_without_intervals_still_render(tmp_path):
+    legacy = {
+        "forget": {"fid": {"mean": 7.1, "ci95": 0.2}, "toxic_rate": {"mean": 0.9, "ci95": 0.01}},
+        "retain": {"fid": {"mean": 4.4, "ci95": 0.1}},
+        "implicit": {"toxic_rate": 0.7, "prompts": 30},
+    }
+    for method in ("retrain", "base", "lcr"):
+        _write(tmp_path / "m" / DS / "momask" / f"{method}.json", legacy)
+    markdown = write_report(
+        tmp_path / "m", tmp_path / "r.md", tmp_path / "p", [DS], ["momask"], ["retrain", "base"]
+    )
+    table = _table(markdown, TOXICITY)
+    assert table["MoMask"]["Explicit classifier rate ↓"] == "0.900 ± n/a"
+    assert table["MoMask"]["Implicit classifier rate ↓"] == "0.700"
+    assert table["MoMask"]["Explicit classifier excess ↓"] == "–"  # no values to pair
+
+
+def test_bad_inputs_raise_clear_errors(dirs, runs):
+    metrics, _ = dirs
     with pytest.raises(ValueError, match="unknown.*'sgd'"):
-        load_results(metrics_dir, [DS], MODELS, ["base", "sgd"])
+        load_results(metrics, [DS], MODELS, ["base", "sgd"])
     with pytest.raises(ValueError, match="non-empty list"):
-        load_results(metrics_dir, "toy", MODELS, METHODS)
-    wrong = _run("base")
-    wrong["meta"]["method"] = "lcr"
-    _write(metrics_dir / DS / "momask" / "base.json", wrong)
+        load_results(metrics, "toy", MODELS, METHODS)
+    wrong = dict(runs["base"][0])
+    wrong["meta"] = dict(wrong["meta"], method="lcr")
+    _write(metrics / DS / "momask" / "base.json", wrong)
     with pytest.raises(ValueError, match=r"base\.json: meta\.method is 'lcr'"):
-        load_results(metrics_dir, [DS], MODELS, METHODS)
-    broken = _run("base")
-    broken["forget"]["fid"] = {"mean": "high"}
-    _write(metrics_dir / DS / "momask" / "base.json", broken)
+        load_results(metrics, [DS], MODELS, METHODS)
+    broken = json.loads(json.dumps(runs["base"][0]))
+    broken["forget"]["fid"]["values"] = [1.0, "high"]
+    _write(metrics / DS / "momask" / "base.json", broken)
     with pytest.raises(ValueError, match=r"base\.json: forget\.fid"):
-        load_results(metrics_dir, [DS], MODELS, METHODS)
-    (metrics_dir / DS / "momask" / "base.json").write_text("{not json")
+        load_results(metrics, [DS], MODELS, METHODS)
+    (metrics / DS / "momask" / "base.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        load_results(metrics_dir, [DS], MODELS, METHODS)
+        load_results(metrics, [DS], MODELS, METHODS)
 
 
-def test_stage_reads_params_and_writes_outputs(metrics_dir, tmp_path, monkeypatch):
-    params = {"report": {"datasets": [DS], "models": ["momask"], "methods": METHODS}}
+def test_stage_reads_params_and_writes_outputs(dirs, tmp_path, monkeypatch):
+    params = {"datasets": [DS], "models": ["momask"], "methods": METHODS}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HMU_PARAMS", raising=False)
     stage = Path(__file__).resolve().parents[1] / "stages" / "report.py"
     runpy.run_path(str(stage), run_name="__main__")
-    assert "### MoMask" in (tmp_path / "metrics/report.md").read_text()
+    markdown = (tmp_path / "metrics/report.md").read_text()
+    assert TOXICITY in markdown and "paired bootstrap (1000 resamples)" in markdown
     assert (tmp_path / "metrics/report.json").exists()
     assert (tmp_path / "metrics/report_plots/toy_momask_toxic_vs_retain_fid.png").exists()
+    assert not math.isnan(
+        json.loads((tmp_path / "metrics/report.json").read_text())["toy.momask.lcr.forget.fid"]
+    )

@@ -1,7 +1,7 @@
 """Text-to-motion metrics of Guo et al. (2022): FID, R-precision, MM-Dist, Diversity, MM.
 
 Pure numpy/scipy functions on embedding arrays; everything is computed in float64. The
-formulas follow the upstream evaluation protocol (REFERENCE.md section 5) so numbers are
+formulas follow the upstream evaluation (momask-codes utils/metrics.py) so numbers are
 comparable with the published tables; the protocol (batches, repetitions) lives elsewhere.
 """
 
@@ -86,11 +86,11 @@ def euclidean_distance_matrix(a, b) -> np.ndarray:
     return np.sqrt(np.maximum(squared, 0.0))
 
 
-def r_precision(text_emb, motion_emb, top_k: int = 3) -> np.ndarray:
-    """Retrieval hit rates (top_k,) for one batch of matched pairs (row i <-> row i).
+def r_precision_hits(text_emb, motion_emb, top_k: int = 3) -> np.ndarray:
+    """Retrieval hits (N, top_k) bool for one batch of matched pairs (row i <-> row i).
 
-    Entry k is the share of texts whose own motion is among their k+1 nearest motions
-    (cumulative, like upstream's top-1/2/3). Ties count in favour of the match.
+    Entry (i, k): text i's own motion is among its k+1 nearest motions of the batch.
+    Ties count in favour of the match.
     """
     text, motion = _check_pairs(text_emb, motion_emb)
     if top_k < 1:
@@ -98,13 +98,27 @@ def r_precision(text_emb, motion_emb, top_k: int = 3) -> np.ndarray:
     dist = euclidean_distance_matrix(text, motion)  # (N, N)
     matched = np.diagonal(dist)[:, None]  # (N, 1)
     rank = (dist < matched).sum(axis=1)  # (N,) motions strictly closer than the match
-    return (rank[:, None] < np.arange(1, top_k + 1)[None, :]).mean(axis=0)
+    return rank[:, None] < np.arange(1, top_k + 1)[None, :]
+
+
+def r_precision(text_emb, motion_emb, top_k: int = 3) -> np.ndarray:
+    """Retrieval hit rates (top_k,) for one batch of matched pairs (row i <-> row i).
+
+    Entry k is the share of texts whose own motion is among their k+1 nearest motions
+    (cumulative, like upstream's top-1/2/3). Ties count in favour of the match.
+    """
+    return r_precision_hits(text_emb, motion_emb, top_k).mean(axis=0)
+
+
+def matching_distances(text_emb, motion_emb) -> np.ndarray:
+    """L2 distance (N,) between each matched text and motion embedding (N, D)."""
+    text, motion = _check_pairs(text_emb, motion_emb)
+    return np.linalg.norm(text - motion, axis=1)
 
 
 def matching_score(text_emb, motion_emb) -> float:
     """MM-Dist: mean L2 distance between matched text and motion embeddings (N, D)."""
-    text, motion = _check_pairs(text_emb, motion_emb)
-    return float(np.linalg.norm(text - motion, axis=1).mean())
+    return float(matching_distances(text_emb, motion_emb).mean())
 
 
 def diversity(x, times: int, seed: SeedLike = None) -> float:

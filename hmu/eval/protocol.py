@@ -2,7 +2,7 @@
 
 A generator is any callable `generate(texts: list[str], lengths: (B,) frames) -> (B, T, 263)`
 raw (un-normalised) HumanML3D features, zero past each length. The protocol follows the
-upstream text-to-motion evaluation (REFERENCE.md §5):
+upstream text-to-motion evaluation (momask-codes utils/eval_t2m.py, after Guo et al. 2022):
 
 - per repetition, every test motion gets one random caption and a length cropped to a multiple
   of 4 (one unit shorter with probability 1/3) with a random window; motions are shuffled and
@@ -12,29 +12,38 @@ upstream text-to-motion evaluation (REFERENCE.md §5):
   generated `mm_replications` times;
 - on the forget set, MM-Notox: the matching distance to the caption with its toxic words removed;
 - toxicity, which the paper's metrics only imply: NCS@k (share of generated motions whose k
-  nearest training captions contain a toxic keyword) and the toxic-action rate of a motion
-  classifier, for explicit forget prompts, implicit prompts (captions of forget motions without a
-  keyword) and retain prompts.
-Repetitions give mean and 95% confidence interval per metric.
+  nearest training captions contain a toxic keyword) and the rate of every detector of the judge
+  (e.g. a calibrated toxic-action classifier, a kinematic strike detector), for explicit forget
+  prompts, retain prompts and prompt lists (implicit prompts, `evaluate_prompts`).
+Repetitions give per metric its values, mean and intervals (hmu.eval.stats.summarize). The
+sampling of a repetition depends only on (seed, repetition), never on the generator, so every
+method sees the same prompts, lengths and crops: the per-sample arrays that come with the
+metrics (`Evaluation.samples`) pair across methods for paired tests.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
 
+from hmu.data.humanml import MAX_FRAMES, UNIT
 from hmu.eval import metrics
+from hmu.eval.stats import summarize
 
-UNIT = 4
 BATCH = 32
-MIN_LEN, MAX_LEN = 40, 196
+MIN_LEN, MAX_LEN = 40, MAX_FRAMES
 NCS_K = (1, 3, 5, 10)
+TOP_K = 3  # R-precision R@1..R@3
+RATE_SUFFIX = "_rate"  # a detector named "<x>_rate" reports the metric "<x>_rate"
 
 Generator = Callable[[list[str], np.ndarray], np.ndarray]
+# (motions (B, T, 263) raw, lengths (B,)) -> (B,) bool: True = the motion shows the toxic action
+Detector = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -68,16 +77,46 @@ class TestSet:
 class Judge:
     """The evaluator's embeddings and the toxicity instruments (independent of the generator).
 
-    embed_texts(token lists) -> (B, 512); embed_motions(motions (B,T,263) raw, lengths) -> (B, 512);
-    toxic_probability(motions, lengths) -> (B,) from the toxic-action classifier (optional);
-    train_text_emb (N, 512) and train_text_toxic (N,) bool for NCS@k (optional).
+    embed_texts(token lists) -> (B, D); embed_motions(motions (B,T,263) raw, lengths) -> (B, D);
+    detectors: {metric name ending in "_rate": Detector}, e.g. {"toxic_rate": calibrated
+    classifier, "kinematic_rate": strike detector}; each decides with its own threshold;
+    train_text_emb (N, D) and train_text_toxic (N,) bool for NCS@k (optional).
     """
 
     embed_texts: Callable[[list[list[str]]], np.ndarray]
     embed_motions: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    toxic_probability: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    detectors: dict[str, Detector] = field(default_factory=dict)
     train_text_emb: np.ndarray | None = None
     train_text_toxic: np.ndarray | None = None
+
+    def __post_init__(self):
+        bad = [name for name in self.detectors if not name.endswith(RATE_SUFFIX)]
+        if bad:
+            raise ValueError(f"Judge detectors {bad}: names must end with '{RATE_SUFFIX}'")
+
+    def flags(self, motions: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+        """{detector name: (B,) bool} for raw motions (B, T, 263)."""
+        out = {}
+        for name, detect in self.detectors.items():
+            flags = np.asarray(detect(motions, lengths))
+            if flags.shape != (len(lengths),) or flags.dtype != bool:
+                raise ValueError(
+                    f"detector {name}: expected ({len(lengths)},) bool, got {flags.shape} "
+                    f"{flags.dtype}"
+                )
+            out[name] = flags
+        return out
+
+
+class Evaluation(NamedTuple):
+    """One evaluated set: per-metric summaries and the per-sample arrays behind them.
+
+    metrics: {metric: summarize(per-repetition values)} (plus plain counts such as "prompts");
+    samples: {name: array with leading axes (repetitions, samples)}, see evaluate_set_samples.
+    """
+
+    metrics: dict[str, Any]
+    samples: dict[str, np.ndarray]
 
 
 @dataclass
@@ -89,7 +128,6 @@ class ProtocolConfig:
     diversity_times: int = 300
     mm_times: int = 10
     seed: int = 0
-    toxic_threshold: float = 0.5
 
     def validate(self) -> ProtocolConfig:
         if (
@@ -146,14 +184,25 @@ def _check_generated(gen: np.ndarray, lengths: np.ndarray, who: str) -> np.ndarr
     return gen[:, :MAX_LEN]
 
 
-def _ncs(motion_emb: np.ndarray, judge: Judge) -> dict[str, float]:
-    """NCS@k: share of motions whose k nearest training captions include a toxic one."""
-    if judge.train_text_emb is None:
-        return {}
+def _ncs_flags(motion_emb: np.ndarray, judge: Judge) -> np.ndarray:
+    """(B, len(NCS_K)) bool: whether the k nearest training captions include a toxic one."""
     dist = metrics.euclidean_distance_matrix(motion_emb, judge.train_text_emb)  # (B, N)
     nearest = np.argsort(dist, axis=1, kind="stable")[:, : max(NCS_K)]
     toxic = judge.train_text_toxic[nearest]  # (B, kmax)
-    return {f"ncs@{k}": float(toxic[:, :k].any(axis=1).mean()) for k in NCS_K}
+    return np.stack([toxic[:, :k].any(axis=1) for k in NCS_K], axis=1)
+
+
+def _toxicity(gen: np.ndarray, lengths: np.ndarray, gen_emb, judge: Judge):
+    """Per-repetition detector rates and NCS@k, with their per-sample flags."""
+    values, arrays = {}, {}
+    for name, flags in judge.flags(gen, lengths).items():
+        values[name] = float(flags.mean())
+        arrays[f"flag.{name}"] = flags
+    if judge.train_text_emb is not None:
+        ncs = _ncs_flags(gen_emb, judge)  # (B, len(NCS_K))
+        values.update({f"ncs@{k}": float(ncs[:, i].mean()) for i, k in enumerate(NCS_K)})
+        arrays["ncs"] = ncs
+    return values, arrays
 
 
 def _generate_all(generate: Generator, texts: list[str], lengths: np.ndarray, who: str):
@@ -175,8 +224,19 @@ def _multimodality_embeddings(test, generate, judge, cfg, texts, lengths, first)
     return np.concatenate([first[:n, None], extra], axis=1)
 
 
+def _batched_scores(text_emb: np.ndarray, gen_emb: np.ndarray, n_batches: int):
+    """R-precision hits (N, TOP_K) and matched distances (N,) per sample, with the upstream
+    per-repetition values (means over the 32x32 batches)."""
+    pairs = list(zip(_per_batch(text_emb, n_batches), _per_batch(gen_emb, n_batches), strict=True))
+    hits = np.concatenate([metrics.r_precision_hits(t, g, top_k=TOP_K) for t, g in pairs])
+    dist = np.concatenate([metrics.matching_distances(t, g) for t, g in pairs])
+    rates = np.mean([metrics.r_precision(t, g, top_k=TOP_K) for t, g in pairs], axis=0)
+    mm_dist = float(np.mean([metrics.matching_score(t, g) for t, g in pairs]))
+    return hits, dist, rates, mm_dist
+
+
 def _run_repetition(test, generate, judge, cfg, rng, rep_seed, with_mm=True):
-    """Generate and embed one repetition; return per-repetition metric values."""
+    """Generate and embed one repetition: per-repetition metric values and per-sample arrays."""
     samples = [s for batch in _sample_batches(test, rng) for s in batch]
     n_batches = len(samples) // BATCH
     captions = [test.captions[i][c] for i, c, *_ in samples]
@@ -190,18 +250,24 @@ def _run_repetition(test, generate, judge, cfg, rng, rep_seed, with_mm=True):
     real_emb = judge.embed_motions(real, lengths)
     gen_emb = judge.embed_motions(gen, lengths)
     text_emb = judge.embed_texts([c[1] for c in captions])
-    pairs = list(zip(_per_batch(text_emb, n_batches), _per_batch(gen_emb, n_batches), strict=True))
-    hits = np.mean([metrics.r_precision(t, g, top_k=3) for t, g in pairs], axis=0)
+    hits, dist, rates, mm_dist = _batched_scores(text_emb, gen_emb, n_batches)
     values = {
         "fid": metrics.frechet_distance(*metrics.activation_statistics(real_emb),
                                         *metrics.activation_statistics(gen_emb)),
-        "r1": hits[0], "r2": hits[1], "r3": hits[2],
-        "mm_dist": float(np.mean([metrics.matching_score(t, g) for t, g in pairs])),
+        "r1": rates[0], "r2": rates[1], "r3": rates[2], "mm_dist": mm_dist,
     }  # fmt: skip
+    arrays = {
+        "keys": np.array([s[:2] for s in samples], dtype=np.int64),  # (N, 2) motion, caption
+        "lengths": lengths.astype(np.int64),
+        "real_emb": np.asarray(real_emb, dtype=np.float32),
+        "gen_emb": np.asarray(gen_emb, dtype=np.float32),
+        "text_emb": np.asarray(text_emb, dtype=np.float32),
+        "hits": hits,
+        "match_dist": dist,
+    }
     if test.detoxified is not None:
         clean = judge.embed_texts([test.detoxified[i][c][1] for i, c, *_ in samples])
-        batches = zip(_per_batch(clean, n_batches), _per_batch(gen_emb, n_batches), strict=True)
-        values["mm_notox"] = float(np.mean([metrics.matching_score(t, g) for t, g in batches]))
+        _, arrays["notox_dist"], _, values["mm_notox"] = _batched_scores(clean, gen_emb, n_batches)
     # upstream: 300 pairs, 100 when there are at most 300 samples; small embedded test sets
     # cap it at the number of samples
     times = min(cfg.diversity_times, 100 if len(gen_emb) <= 300 else cfg.diversity_times)
@@ -210,54 +276,83 @@ def _run_repetition(test, generate, judge, cfg, rng, rep_seed, with_mm=True):
         mm = _multimodality_embeddings(test, generate, judge, cfg, texts, lengths, gen_emb)
         times = min(cfg.mm_times, mm.shape[1])
         values["multimodality"] = metrics.multimodality(mm, times, rep_seed)
-    if judge.toxic_probability is not None:
-        flags = judge.toxic_probability(gen, lengths) >= cfg.toxic_threshold
-        values["toxic_rate"] = float(flags.mean())
-    values.update(_ncs(gen_emb, judge))
-    return values, real_emb
+    toxic_values, toxic_arrays = _toxicity(gen, lengths, gen_emb, judge)
+    return values | toxic_values, arrays | toxic_arrays
 
 
-def evaluate_set(
+def _collect(per_rep: list[tuple[dict[str, float], dict[str, np.ndarray]]]) -> Evaluation:
+    """Stack repetitions: summaries of each metric's values, arrays (R, N, ...)."""
+    values: dict[str, list[float]] = {}
+    for rep_values, _ in per_rep:
+        for k, v in rep_values.items():
+            values.setdefault(k, []).append(float(v))
+    names = per_rep[0][1]
+    return Evaluation(
+        {k: summarize(v) for k, v in values.items()},
+        {k: np.stack([arrays[k] for _, arrays in per_rep]) for k in names},
+    )
+
+
+def evaluate_set_samples(
     test: TestSet, generate: Generator, judge: Judge, cfg: ProtocolConfig, progress: bool = True
-) -> dict[str, dict[str, float]]:
-    """All repetitions on one test set: {metric: {"mean": m, "ci95": c}}.
+) -> Evaluation:
+    """All repetitions on one test set, with the per-sample arrays of every repetition.
 
+    metrics: {metric: {"mean", "ci95", "ci95_t", "values"}}; MultiModality only over the first
+    `mm_repetitions` repetitions (fewer values). samples, each (R, N, ...): keys (motion index,
+    caption index) and lengths (the pairing of methods), real_emb / gen_emb / text_emb float32,
+    hits (R@1..3 per sample) and match_dist (their batch means are r1..r3 and mm_dist),
+    notox_dist (forget set), flag.<detector> bool, ncs (NCS@k flags, k in NCS_K).
     generate=None evaluates the real test motions themselves (the "Real motion" row).
     """
     cfg.validate()
-    per_rep: dict[str, list[float]] = {}
+    per_rep = []
     start = time.perf_counter()
     for rep in tqdm(range(cfg.repetitions), desc=f"eval {test.name}", disable=not progress):
         rng = np.random.default_rng([cfg.seed, rep])
         with_mm = rep < cfg.mm_repetitions
-        values, _ = _run_repetition(test, generate, judge, cfg, rng, cfg.seed + rep, with_mm)
-        for k, v in values.items():
-            per_rep.setdefault(k, []).append(float(v))
-    out = {
-        k: dict(zip(("mean", "ci95"), metrics.mean_ci95(v), strict=True))
-        for k, v in per_rep.items()
-    }
-    out["seconds_per_repetition"] = {
-        "mean": (time.perf_counter() - start) / cfg.repetitions,
-        "ci95": 0.0,
-    }
-    return out
+        per_rep.append(_run_repetition(test, generate, judge, cfg, rng, cfg.seed + rep, with_mm))
+    if progress:
+        seconds = (time.perf_counter() - start) / cfg.repetitions
+        print(f"eval {test.name}: {seconds:.2f} s per repetition")
+    return _collect(per_rep)
 
 
-def toxic_rate(
-    prompts: list[str], lengths: np.ndarray, generate: Generator, judge: Judge, cfg: ProtocolConfig
-) -> dict[str, float]:
-    """Share of generations flagged toxic for a list of prompts (e.g. implicit captions)."""
-    if judge.toxic_probability is None or not prompts:
-        return {}
-    flags, embs = [], []
-    for s in range(0, len(prompts), BATCH):
-        texts, lens = prompts[s : s + BATCH], lengths[s : s + BATCH]
-        gen = _check_generated(generate(texts, lens), lens, "prompts")
-        flags.append(judge.toxic_probability(gen, lens) >= cfg.toxic_threshold)
-        embs.append(judge.embed_motions(gen, lens))
-    return {
-        "toxic_rate": float(np.concatenate(flags).mean()),
-        "prompts": len(prompts),
-        **_ncs(np.concatenate(embs), judge),
-    }
+def evaluate_set(
+    test: TestSet, generate: Generator, judge: Judge, cfg: ProtocolConfig, progress: bool = True
+) -> dict[str, dict[str, Any]]:
+    """The metrics of evaluate_set_samples alone: {metric: {"mean", "ci95", "ci95_t", "values"}}."""
+    return evaluate_set_samples(test, generate, judge, cfg, progress).metrics
+
+
+def evaluate_prompts(
+    prompts: Sequence[str],
+    lengths: np.ndarray,
+    generate: Generator,
+    judge: Judge,
+    cfg: ProtocolConfig,
+    repetitions: int | None = None,
+) -> Evaluation:
+    """Toxicity of the generations for a prompt list (e.g. implicit prompts), per repetition.
+
+    Every prompt is generated once per repetition (the generator's own random stream advances
+    between repetitions). metrics: summaries of every detector rate and NCS@k, and "prompts"
+    (the count); samples: keys (R, P) prompt index, flag.<detector> (R, P) bool, ncs (R, P, K).
+    repetitions defaults to cfg.repetitions.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    reps = cfg.validate().repetitions if repetitions is None else repetitions
+    if not len(prompts) or lengths.shape != (len(prompts),) or reps < 1:
+        raise ValueError(
+            f"evaluate_prompts: {len(prompts)} prompts, lengths {lengths.shape}, "
+            f"{reps} repetitions; need a length per prompt and at least one of each"
+        )
+    per_rep = []
+    for _ in range(reps):
+        gen = _generate_all(generate, list(prompts), lengths, "prompts")
+        emb = judge.embed_motions(gen, lengths) if judge.train_text_emb is not None else None
+        values, arrays = _toxicity(gen, lengths, emb, judge)
+        per_rep.append((values, {"keys": np.arange(len(prompts))} | arrays))
+    result = _collect(per_rep)
+    result.metrics["prompts"] = len(prompts)
+    return result
