@@ -26,20 +26,25 @@ from hmu.models.checkpoint import default_device, load_module, load_vq, read_lcr
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
 from hmu.models.rvq import RVQVAE
 from hmu.models.text import LazyTextEncoder, TextEncoder, load_text_encoder
+from hmu.models.transformer_common import Sampling
 from hmu.params import PARAMS_FILE, load_params
+from hmu.precision import autocast, check_precision
 
 
 @dataclass
 class GenerationConfig:
-    """Sampling settings (params.yaml `generation.*`); defaults are the paper's evaluation ones."""
+    """Sampling settings (params.yaml `generation.*`, plus `precision.generate` and
+    `bamm.refine`); defaults are the paper's evaluation ones."""
 
     timesteps: int = 10  # MoMask iterative decoding steps
     cond_scale: float = 4.0  # classifier-free guidance of the base-layer model
     res_cond_scale: float = 5.0  # guidance of the residual transformer
     refine_cond_scale: float = 3.0  # BAMM's second (refinement) pass
     temperature: float = 1.0
-    topk: float = 0.9  # keep the top (1 - topk) share of the logits
+    topk: float = 0.9  # keep the top (1 - topk) share of the logits (not BAMM's upstream mode)
     batch_size: int = 256  # prompts decoded together
+    precision: str = "fp32"  # fp32 | bf16 (autocast of the token models)
+    refine: str = "upstream"  # BAMM's second pass: upstream | cached (hmu.models.bamm)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> GenerationConfig:
@@ -51,7 +56,32 @@ class GenerationConfig:
         cfg = cls(**params)
         if cfg.timesteps < 1 or cfg.batch_size < 1 or cfg.temperature <= 0:
             raise ValueError(f"generation: timesteps, batch_size, temperature must be > 0: {cfg}")
+        check_precision(cfg.precision, "precision.generate")
+        cfg.sampling()  # validates the rest
         return cfg
+
+    def sampling(self) -> Sampling:
+        """The base-layer models' share of the settings."""
+        return Sampling(
+            cond_scale=self.cond_scale,
+            temperature=self.temperature,
+            topk=self.topk,
+            timesteps=self.timesteps,
+            refine_cond_scale=self.refine_cond_scale,
+            refine=self.refine,
+            max_len=MAX_FRAMES // UNIT,
+        )
+
+
+def generation_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The GenerationConfig params of a params.yaml dict: `generation`, `precision.generate`
+    and `bamm.refine` (each where present)."""
+    merged = dict(params.get("generation") or {})
+    if "generate" in (params.get("precision") or {}):
+        merged["precision"] = params["precision"]["generate"]
+    if "refine" in (params.get("bamm") or {}):
+        merged["refine"] = params["bamm"]["refine"]
+    return merged
 
 
 class T2MGenerator:
@@ -144,38 +174,21 @@ class T2MGenerator:
     def _codes(self, cond: torch.Tensor, token_lengths: torch.Tensor | None):
         """Codes of every layer (B, N, Q) (-1 past each length) and token lengths (B,)."""
         cfg, gen = self.config, self.generator
-        if self.kind == "momask":
-            base = self.transformer.generate(
-                cond,
-                token_lengths,
-                timesteps=cfg.timesteps,
-                cond_scale=cfg.cond_scale,
-                temperature=cfg.temperature,
-                topk_filter_thres=cfg.topk,
-                generator=gen,
-            )
-        else:
+        with autocast(cfg.precision, self.device):
             base, token_lengths = self.transformer.generate(
+                cond, token_lengths, cfg.sampling(), generator=gen
+            )
+            if self.residual is None:
+                return base[..., None], token_lengths
+            codes = self.residual.generate(
+                base,
                 cond,
                 token_lengths,
-                max_len=MAX_FRAMES // UNIT,
-                cond_scale=cfg.cond_scale,
-                refine_cond_scale=cfg.refine_cond_scale,
+                cond_scale=cfg.res_cond_scale,
                 temperature=cfg.temperature,
                 topk_filter_thres=cfg.topk,
                 generator=gen,
             )
-        if self.residual is None:
-            return base[..., None], token_lengths
-        codes = self.residual.generate(
-            base,
-            cond,
-            token_lengths,
-            cond_scale=cfg.res_cond_scale,
-            temperature=cfg.temperature,
-            topk_filter_thres=cfg.topk,
-            generator=gen,
-        )
         return codes, token_lengths
 
     @torch.no_grad()
@@ -226,13 +239,16 @@ class T2MGenerator:
         samples its end token.
         """
         texts = list(texts)
-        if self.kind == "momask" and self.length_estimator is None:
-            raise ValueError("free MoMask generation needs a length estimator (length.safetensors)")
+        needs_lengths = not self.transformer.predicts_length
+        if needs_lengths and self.length_estimator is None:
+            raise ValueError(
+                f"free {self.kind} generation needs a length estimator (length.safetensors)"
+            )
         motions, lengths = [], []
         for part in self._chunks(len(texts)):
             cond = self.embed(texts[part])
             token_lengths = None
-            if self.kind == "momask":
+            if needs_lengths:
                 token_lengths = self.length_estimator.sample(cond, generator=self.generator)
                 token_lengths = token_lengths.clamp(max=MAX_FRAMES // UNIT)
             codes, token_lengths = self._codes(cond, token_lengths)
@@ -310,9 +326,10 @@ def load_generator(
     null, optional "length": file, optional "text_encoder": {"name", "weights"}}; relative paths
     are taken from the project root, the parent of models_root. The LCR delta is applied to the
     VQ codebooks at load time. params (default: params.yaml when present) supply
-    `generation.*` and, unless text_encoder is given or method.json names one,
-    `generator.text_encoder` / `generator.clip_weights`. text_cache (texts, embeddings) are
-    precomputed features of the same encoder; the encoder is then loaded only for other texts.
+    `generation.*`, `precision.generate`, `bamm.refine` and, unless text_encoder is given or
+    method.json names one, `generator.text_encoder` / `generator.clip_weights`. text_cache
+    (texts, embeddings) are precomputed features of the same encoder; the encoder is then
+    loaded only for other texts.
     """
     models_root = Path(models_root)
     method_file = models_root / dataset / model / method / "method.json"
@@ -349,7 +366,7 @@ def load_generator(
         text_encoder,
         mean,
         std,
-        config=params.get("generation"),
+        config=generation_params(params),
         seed=seed,
         length_estimator=estimator,
         device=device,

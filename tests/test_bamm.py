@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from hmu.models.bamm import BAMMTransformer, hybrid_attention_mask
 from hmu.models.checkpoint import load_checked
+from hmu.models.transformer_common import Sampling
 
 torch.set_num_threads(1)
 
@@ -238,13 +239,14 @@ def test_loss_is_per_sample_mean_ce():
 # ---------------------------------------------------------------- generation
 
 
-def test_generate_deterministic_lengths_and_padding():
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(refine="cached")])
+def test_generate_deterministic_lengths_and_padding(sampling):
     model = BAMMTransformer(**TINY)
     _, cond, _ = tiny_inputs()
     lengths = torch.tensor([5, 2, 3])
 
     def run(seed, given=lengths):
-        return model.generate(cond, given, generator=torch.Generator().manual_seed(seed))
+        return model.generate(cond, given, sampling, torch.Generator().manual_seed(seed))
 
     ids, out_lengths = run(0)
     assert ids.shape == (3, 5) and torch.equal(out_lengths, lengths)
@@ -252,7 +254,8 @@ def test_generate_deterministic_lengths_and_padding():
     valid = torch.arange(5)[None] < lengths[:, None]
     assert (ids[~valid] == -1).all() and ((ids[valid] >= 0) & (ids[valid] < 16)).all()
 
-    free, free_lengths = model.generate(cond, max_len=6, generator=torch.Generator().manual_seed(0))
+    six = Sampling(max_len=6, refine=sampling.refine)
+    free, free_lengths = model.generate(cond, None, six, torch.Generator().manual_seed(0))
     assert free_lengths.min() >= 1 and free_lengths.max() <= 6
     assert free.shape == (3, int(free_lengths.max()))
     valid = torch.arange(free.shape[1])[None] < free_lengths[:, None]
@@ -350,15 +353,90 @@ def test_overfit_reproduces_sequences_and_lengths():
         optimiser.step()
     assert acc > 0.8  # inputs are partly corrupted, so not every next token is predictable
     valid = torch.arange(8)[None] < lengths[:, None]
-    for given in (lengths, None):
-        ids, out_lengths = model.generate(
-            cond,
-            given,
-            max_len=10,
-            cond_scale=1.0,
-            refine_cond_scale=1.0,
-            temperature=0.5,
-            generator=torch.Generator().manual_seed(1),
+    for given, refine in ((lengths, "upstream"), (None, "upstream"), (None, "cached")):
+        sampling = Sampling(
+            max_len=10, cond_scale=1.0, refine_cond_scale=1.0, temperature=0.5, refine=refine
         )
+        ids, out_lengths = model.generate(cond, given, sampling, torch.Generator().manual_seed(1))
         assert torch.equal(out_lengths, lengths)
         assert torch.equal(ids[valid], codes[valid])
+
+
+# ---------------------------------------------------------------- upstream generation
+
+
+def upstream_reference(model, cond, lengths, max_len, scale, refine_scale, g):
+    """exitudio/BAMM's MaskTransformer.generate step by step (full forwards, ids of width
+    max_len + 1, one Gumbel draw of (B, classes) per step), with a stable tie-break."""
+    batch, width, end, pad, codes = cond.shape[0], max_len + 1, model.end_id, model.pad_id, 16
+
+    def draw(logits):
+        u = torch.rand(logits.shape, generator=g)
+        exponential = (-torch.log(u.clamp(min=1e-20))).clamp(min=1e-20)
+        return (logits - torch.log(exponential)).argmax(-1)
+
+    ids = torch.full((batch, width), pad)
+    for k in range(max_len):  # pass 1: causal
+        logits = model.guided_logits(ids, cond, None, scale)[:, k]
+        ids[:, k] = draw(logits if lengths is None else logits[:, :codes])
+    if lengths is None:  # upstream's pad_after_end
+        first = ids[:, 0] >= end
+        ids[first, 0], ids[first, 1] = 0, end
+        lengths = (ids >= end).int().argmax(1)
+        ids = torch.where(torch.arange(width)[None] <= lengths[:, None], ids, pad)
+    ids = ids.scatter(1, lengths[:, None], end)
+    padding = torch.arange(width)[None] >= lengths[:, None]
+    scores = torch.where(padding, 1e5, 0.0)
+    ranks = scores.argsort(dim=1, stable=True).argsort(dim=1)
+    is_mask = ranks < (0.5 * lengths).round().clamp(min=1)[:, None]
+    known = (~is_mask & ~padding) | (ids == end)
+    kept = ids.clone()
+    for k in range(max_len):  # pass 2: every position, known ones too
+        ids[:, k] = draw(model.guided_logits(ids, cond, known, refine_scale)[:, k, :codes])
+    ids = torch.where(known, kept, ids)[:, : int(lengths.max())]
+    return ids.masked_fill(torch.arange(ids.shape[1])[None] >= lengths[:, None], -1), lengths
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_upstream_generation_equals_reference(given):
+    """Tokens, lengths and the noise consumed equal a literal run of upstream's algorithm."""
+    model = scramble(BAMMTransformer(**TINY), seed=4).eval()
+    g = torch.Generator().manual_seed(3)
+    cond = torch.randn(6, 8, generator=g) * 2
+    lengths = torch.tensor([7, 1, 2, 5, 3, 6]) if given else None
+    sampling = Sampling(max_len=7, cond_scale=3.0, refine_cond_scale=2.0)
+    ours_g, ref_g = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    ids, out_lengths = model.generate(cond, lengths, sampling, ours_g)
+    with torch.no_grad():
+        ref_ids, ref_lengths = upstream_reference(model, cond, lengths, 7, 3.0, 2.0, ref_g)
+    assert torch.equal(out_lengths, ref_lengths) and torch.equal(ids, ref_ids)
+    assert torch.equal(torch.rand(4, generator=ours_g), torch.rand(4, generator=ref_g))
+    if not given:
+        assert len(set(out_lengths.tolist())) > 2  # the end token is sampled at varied places
+
+
+def test_upstream_end_sampled_first_gives_one_code_zero():
+    """Upstream's pad_after_end: an end at position 0 becomes code 0 of a 1-token motion; the
+    cached variant never samples an end first."""
+    model = scramble(BAMMTransformer(**TINY)).eval()
+    cond = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    calls = []
+
+    def end_first(logits):  # sample 0 ends at once, sample 1 at position 3
+        calls.append(logits.shape[-1])
+        token = logits[:, :16].argmax(-1)
+        if len(calls) == 1:
+            token[0] = model.end_id
+        if len(calls) == 4:
+            token[1] = model.end_id
+        return token
+
+    skipped = []
+    with torch.no_grad():
+        tokens, lengths = model._first_pass(cond, None, 6, 1.0, end_first, skipped.append)
+    assert lengths.tolist() == [1, 3] and tokens[0, 0] == 0 and tokens.shape == (2, 3)
+    assert skipped == [17, 17] and calls == [17] * 4  # 6 draws of K + 1 classes in all
+    seen = []
+    with torch.no_grad():
+        model._first_pass(cond, None, 6, 1.0, lambda lg: seen.append(lg) or lg.argmax(-1), None)
+    assert torch.isneginf(seen[0][:, model.end_id]).all()

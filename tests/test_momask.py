@@ -12,7 +12,15 @@ import torch
 
 from hmu.models.checkpoint import check_state_dict, load_checked
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, _layer_schedule
-from hmu.models.transformer_common import drop_condition, gumbel_sample, top_k_filter
+from hmu.models.transformer_common import (
+    InputProcess,
+    Sampling,
+    build_encoder,
+    drop_condition,
+    encode,
+    gumbel_sample,
+    top_k_filter,
+)
 
 torch.set_num_threads(1)
 
@@ -326,9 +334,11 @@ def test_mask_generate_deterministic_and_padded():
     lengths = torch.tensor([6, 2, 4])
 
     def run(seed):
-        return model.generate(
-            cond, lengths, timesteps=4, generator=torch.Generator().manual_seed(seed)
+        ids, out_lengths = model.generate(
+            cond, lengths, Sampling(timesteps=4), generator=torch.Generator().manual_seed(seed)
         )
+        assert out_lengths is lengths
+        return ids
 
     a = run(0)
     assert a.shape == (3, 6)
@@ -338,6 +348,8 @@ def test_mask_generate_deterministic_and_padded():
     assert (a[~valid] == -1).all()
     assert ((a[valid] >= 0) & (a[valid] < 16)).all()
     assert model.training  # mode restored
+    with pytest.raises(ValueError, match="needs lengths"):
+        model.generate(cond, None)
 
 
 # ---------------------------------------------------------------- residual transformer
@@ -463,10 +475,41 @@ def test_overfit_reproduces_sequences():
             ce.backward()
             optimiser.step()
         assert acc > 0.95
-    sampling = dict(cond_scale=1.0, temperature=0.5)
-    generated = base.generate(cond, lengths, **sampling, generator=torch.Generator().manual_seed(1))
+    sampling = Sampling(cond_scale=1.0, temperature=0.5)
+    generated, _ = base.generate(cond, lengths, sampling, torch.Generator().manual_seed(1))
     assert torch.equal(generated[valid], codes[..., 0][valid])
     layers = residual.generate(
-        generated, cond, lengths, **sampling, generator=torch.Generator().manual_seed(1)
+        generated, cond, lengths, 1.0, 0.5, generator=torch.Generator().manual_seed(1)
     )
     assert torch.equal(layers[valid], codes[valid])
+
+
+# ---------------------------------------------------------------- upstream's code path, bitwise
+
+
+def test_encode_is_bit_identical_to_the_sequence_first_encoder():
+    """encode (batch-first, SDPA) returns exactly what upstream's nn.TransformerEncoder call
+    returns, for key padding (MoMask) and per-sample attention patterns (BAMM)."""
+    encoder = scramble(build_encoder(32, 48, 2, 4, 0.1)).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 9, 32, generator=g)  # (B, S, D)
+    padding = torch.arange(9)[None] >= torch.tensor([9, 4, 6])[:, None]
+    allowed = torch.rand(3, 9, 9, generator=g) < 0.6
+    allowed |= torch.eye(9, dtype=torch.bool)  # every row attends somewhere
+    with torch.no_grad():
+        ours = encode(encoder, x, ~padding[:, None, None])
+        theirs = encoder(x.transpose(0, 1), src_key_padding_mask=padding).transpose(0, 1)
+        assert torch.equal(ours[~padding], theirs[~padding])
+        ours = encode(encoder, x, allowed[:, None])
+        blocked = ~allowed.repeat_interleave(4, dim=0)  # (B * heads, S, S)
+        assert torch.equal(ours, encoder(x.transpose(0, 1), mask=blocked).transpose(0, 1))
+
+
+def test_input_projection_rounds_like_upstreams_permuted_linear():
+    """Upstream applies its Linear to a (N, B, C) permuted view (matmul, then bias); at
+    upstream's 512-wide codes a fused addmm rounds differently (with MKL on this CPU)."""
+    process = scramble(InputProcess(512, 128))
+    x = torch.randn(3, 20, 512, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        upstream = process.poseEmbedding(x.permute(1, 0, 2)).permute(1, 0, 2)
+        assert torch.equal(process(x), upstream)

@@ -89,3 +89,43 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path):
         p.join(timeout=60)
         assert p.exitcode == 0
     torch.testing.assert_close(torch.from_numpy(result), _flat(single), rtol=1e-4, atol=1e-5)
+
+
+def _mask_model_run(work_dir, precision: str) -> torch.Tensor:
+    """20 steps of a tiny masked transformer (dropout on) at `precision` -> final weights."""
+    from hmu.models.momask import MaskTransformer
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 16, (64, 12), generator=g)
+    cond = torch.randn(64, 8, generator=g)
+    lengths = torch.randint(3, 13, (64,), generator=g)
+    torch.manual_seed(0)
+    model = MaskTransformer(16, 16, 32, 64, 2, 4, dropout=0.1, clip_dim=8)
+
+    def batch(idx, gen):
+        return ids[idx], cond[idx], lengths[idx]
+
+    def loss(model, batch):
+        ce, acc = model.loss(*batch)
+        return ce, {"acc": float(acc)}
+
+    cfg = TrainConfig(steps=20, batch_size=16, lr=3e-3, checkpoint_every=100, precision=precision)
+    train(model, 64, batch, loss, cfg, work_dir, progress=False)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
+    return _flat(model)
+
+
+def test_bf16_training_is_deterministic_on_two_threads(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = _mask_model_run(tmp_path / "a", "bf16")
+        second = _mask_model_run(tmp_path / "b", "bf16")
+        exact = _mask_model_run(tmp_path / "c", "fp32")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, exact)  # autocast took effect
+    torch.testing.assert_close(first, exact, rtol=0, atol=0.05)  # the same training, roughly
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig.from_params({"precision": "fp16"})

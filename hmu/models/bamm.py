@@ -24,6 +24,7 @@ from hmu.models.transformer_common import (
     InputProcess,
     OutputProcess,
     PositionalEncoding,
+    Sampling,
     accuracy,
     build_encoder,
     check_cond,
@@ -32,6 +33,7 @@ from hmu.models.transformer_common import (
     classifier_free_guidance,
     constructor_config,
     drop_condition,
+    encode,
     eval_mode,
     gumbel_sample,
     init_weights,
@@ -57,6 +59,8 @@ def hybrid_attention_mask(known: torch.Tensor) -> torch.Tensor:
 
 class BAMMTransformer(nn.Module):
     """BAMM's token transformer with training loss and cascaded two-pass generation."""
+
+    predicts_length = True  # `generate` ends motions with its end token when lengths is None
 
     def __init__(
         self,
@@ -91,13 +95,10 @@ class BAMMTransformer(nn.Module):
 
     def _forward(self, ids: torch.Tensor, cond: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """ids (B, L), cond (B, C), known (B, L) bool -> logits (B, L+1, K+1) at every position."""
-        cond_token = self.cond_emb(cond)[None]  # (1, B, D)
-        x = self.input_process(self.token_emb(ids))  # (L, B, D)
-        sequence = self.position_enc(torch.cat([cond_token, x], dim=0))  # (L+1, B, D)
-        allowed = hybrid_attention_mask(known)  # (B, S, S)
-        blocked = ~allowed.repeat_interleave(self.num_heads, dim=0)  # (B * heads, S, S)
-        hidden = self.seqTransEncoder(sequence, mask=blocked)
-        return self.output_process(hidden)  # (B, L+1, K+1)
+        x = self.input_process(self.token_emb(ids))  # (B, L, D)
+        sequence = self.position_enc(torch.cat([self.cond_emb(cond)[:, None], x], dim=1))
+        allowed = hybrid_attention_mask(known)[:, None]  # (B, 1, L+1, L+1)
+        return self.output_process(encode(self.seqTransEncoder, sequence, allowed)).float()
 
     def _prepare(self, ids, cond, known):
         """Validate ids (B, L), cond and known; return known as a bool tensor."""
@@ -169,7 +170,7 @@ class BAMMTransformer(nn.Module):
 
     def _head(self, hidden: torch.Tensor, cond_scale: float) -> torch.Tensor:
         """Guided logits (B, Q, K+1) from batch-first encoder outputs (2B or B, Q, D)."""
-        return self._guide(self.output_process(hidden.transpose(0, 1)), cond_scale)
+        return self._guide(self.output_process(hidden).float(), cond_scale)
 
     def corrupt(
         self, ids: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None
@@ -233,51 +234,80 @@ class BAMMTransformer(nn.Module):
         self,
         cond: torch.Tensor,
         lengths: torch.Tensor | None = None,
-        max_len: int = 49,
-        cond_scale: float = 4.0,
-        refine_cond_scale: float = 3.0,
-        temperature: float = 1.0,
-        topk_filter_thres: float | None = None,
+        sampling: Sampling | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cascaded two-pass decoding -> (ids (B, max length) with PAD_INDEX past it, lengths (B,)).
 
         Pass 1 samples tokens left to right with guidance `cond_scale`; without `lengths` the
-        length is where the end token is first sampled (never at position 0; max_len if never),
-        with `lengths` (in tokens, e.g. ground truth) the end class is excluded and the end is
-        placed at the given length. Pass 2 re-masks round(len / 2) random positions (at least
-        one) and resamples them left to right with every other token and the end token known,
-        guidance `refine_cond_scale`. Plain softmax sampling at `temperature`, optionally over
-        the top-(1 - thres) classes. Runs in eval mode; draws all randomness from `generator`.
+        length is where the end token is first sampled (sampling.max_len if never), with
+        `lengths` (in tokens, e.g. ground truth) the end class is excluded and the end is placed
+        at the given length. Pass 2 re-masks round(len / 2) positions (at least one) and
+        resamples them left to right with the other tokens and the end known, guidance
+        `refine_cond_scale`. Softmax sampling at `temperature` (upstream ignores it; same at 1).
+        Runs in eval mode; draws all randomness from `generator`. sampling None = Sampling().
+        `sampling.refine`:
+
+        - "upstream" (exitudio/BAMM `MaskTransformer.generate`): full softmax (no top-k); an end
+          sampled first becomes code 0 of a 1-token motion; pass 2 re-masks the first
+          round(len / 2) positions (upstream ranks tied zero scores with torch's unstable
+          argsort, whose order of ties depends on the device and version: on this CPU, for a
+          49-token motion, positions 1 and 25..47; we fix the tie-break to position order) and
+          runs a full forward over all max_len + 1 positions at every step k, resampling
+          position k whether re-masked or known (known tokens are restored at the end). Noise is
+          drawn as upstream draws it, max_len steps of (B, classes) per pass, also for steps
+          whose output cannot matter any more (after every motion ended, past the last
+          re-masked position), whose forwards are skipped. Pass 1 uses a key/value cache:
+          causal attention makes it the same function as upstream's full forwards.
+        - "cached": a cheaper variant: an end token is never sampled first, pass 2 re-masks a
+          random half and resamples only those positions (cached keys/values, one position per
+          step), sampling over the top-(1 - topk) classes.
         """
         check_cond(cond, None, self.clip_dim)
         batch, device = cond.shape[0], cond.device
+        sampling = sampling or Sampling()
         if lengths is not None:
-            check_lengths(lengths, batch)
+            check_lengths(lengths, batch, sampling.max_len)
             lengths = lengths.long()
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        upstream = sampling.refine == "upstream"
+        topk = None if upstream else sampling.topk
 
         def sample(logits: torch.Tensor) -> torch.Tensor:
-            if topk_filter_thres is not None:
-                logits = top_k_filter(logits, topk_filter_thres)
-            return gumbel_sample(logits, temperature, generator)
+            return gumbel_sample(top_k_filter(logits, topk), sampling.temperature, generator)
 
+        def skip(classes: int) -> None:  # the noise of a sample whose result cannot matter
+            torch.rand((batch, classes), generator=generator, device=device)
+
+        max_len = sampling.max_len
         with eval_mode(self):
-            tokens, lengths = self._first_pass(cond, lengths, max_len, cond_scale, sample)
-            seq_len = tokens.shape[1]
-            valid = lengths_to_mask(lengths, seq_len)  # (B, N)
-            num_masked = (0.5 * lengths).round().clamp(min=1)  # (B,)
-            order = torch.rand((batch, seq_len), generator=generator, device=device)
-            ranks = order.masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
-            remask = ranks < num_masked[:, None]  # (B, N)
-            tokens = self._refine(tokens, lengths, remask, cond, refine_cond_scale, sample)
+            tokens, lengths = self._first_pass(
+                cond, lengths, max_len, sampling.cond_scale, sample, skip if upstream else None
+            )
+            if upstream:
+                scale = sampling.refine_cond_scale
+                tokens = self._refine_upstream(tokens, lengths, cond, max_len, scale, sample, skip)
+            else:
+                tokens = self._refine_cached(tokens, lengths, cond, sampling, sample, generator)
+            valid = lengths_to_mask(lengths, tokens.shape[1])
             return tokens.masked_fill(~valid, PAD_INDEX), lengths
 
-    def _first_pass(self, cond, lengths, max_len, cond_scale, sample):
+    def _refine_cached(self, tokens, lengths, cond, sampling, sample, generator):
+        """The cached variant's pass 2: re-mask a random half (uniform ranks) and `_refine`."""
+        batch, seq_len = tokens.shape
+        valid = lengths_to_mask(lengths, seq_len)  # (B, N)
+        num_masked = (0.5 * lengths).round().clamp(min=1)  # (B,)
+        order = torch.rand((batch, seq_len), generator=generator, device=tokens.device)
+        ranks = order.masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
+        remask = ranks < num_masked[:, None]  # (B, N)
+        return self._refine(tokens, lengths, remask, cond, sampling.refine_cond_scale, sample)
+
+    def _first_pass(self, cond, lengths, max_len, cond_scale, sample, skip=None):
         """Autoregressive pass 1 -> (tokens (B, N) codes, lengths (B,)); N = max length.
 
         Causal attention, so each step encodes only the newest position (cached keys/values).
+        skip None: the cached variant (an end is never sampled first). skip given: upstream's
+        rules (an end sampled first gives code 0 and length 1) and noise (`skip(classes)` for
+        each of the max_len steps not computed).
         """
         batch = cond.shape[0]
         predict_len = lengths is None
@@ -292,7 +322,7 @@ class BAMMTransformer(nn.Module):
             logits = self._head(hidden, cond_scale)[:, 0]  # (B, K+1): predicts token k
             if not predict_len:
                 logits = logits[:, : self.num_tokens]
-            elif k == 0:
+            elif k == 0 and skip is None:
                 logits[:, self.end_id] = float("-inf")
             token = sample(logits)  # (B,)
             sampled.append(token)
@@ -300,13 +330,44 @@ class BAMMTransformer(nn.Module):
             if predict_len and ended.all():
                 break
             x = self._embed_tokens(token.repeat(reps)[:, None], k + 1)
+        for _ in range(len(sampled), max_len if skip is not None else 0):
+            skip(self.num_tokens + int(predict_len))
         tokens = torch.stack(sampled, dim=1)  # (B, k+1)
         if predict_len:
             is_end = F.pad(tokens == self.end_id, (0, 1), value=True)  # (B, k+2)
-            lengths = is_end.int().argmax(dim=1).clamp(max=tokens.shape[1])  # first end
+            lengths = is_end.int().argmax(dim=1).clamp(1, tokens.shape[1])  # first end
             steps = int(lengths.max())
             tokens = tokens[:, :steps]
-        return tokens.masked_fill(~lengths_to_mask(lengths, steps), 0), lengths
+        inside = lengths_to_mask(lengths, steps) & (tokens != self.end_id)
+        return tokens.masked_fill(~inside, 0), lengths
+
+    def _refine_upstream(self, tokens, lengths, cond, max_len, cond_scale, sample, skip):
+        """Upstream's pass 2 over (B, max_len + 1) ids (codes, the end at `length`, pad after).
+
+        Re-masks the round(len / 2) (at least 1) lowest of the scores 0 (codes) / 1e5 (rest),
+        ties in position order, i.e. the first positions; known = the other codes and the end.
+        Step k runs a full guided forward and writes a sample at position k of every motion
+        (upstream also overwrites known positions, which later steps then see); the known
+        tokens are restored at the end. Steps past the last re-masked position of every motion
+        cannot change the result: only their noise is drawn.
+        """
+        width = max_len + 1
+        valid = lengths_to_mask(lengths, width)  # (B, max_len + 1)
+        ids = F.pad(tokens, (0, width - tokens.shape[1]), value=self.pad_id)
+        ids = ids.masked_fill(~valid, self.pad_id).scatter(1, lengths[:, None], self.end_id)
+        scores = (~valid).float() * 1e5
+        ranks = scores.argsort(dim=1, stable=True).argsort(dim=1)
+        remask = ranks < (0.5 * lengths).round().clamp(min=1)[:, None]  # (B, max_len + 1)
+        known = (valid | (ids == self.end_id)) & ~remask
+        last = int(remask.any(dim=0).nonzero().max())
+        kept = ids.clone()
+        for k in range(max_len):
+            if k > last:
+                skip(self.num_tokens)
+                continue
+            logits = self._guided_all(ids, cond, known, cond_scale)  # (B, width + 1, K+1)
+            ids[:, k] = sample(logits[:, k, : self.num_tokens])
+        return torch.where(known, kept, ids)[:, : int(lengths.max())]
 
     def _refine(self, tokens, lengths, remask, cond, cond_scale, sample):
         """Pass 2: resample `remask` positions left to right, all others (and end) known.

@@ -34,8 +34,11 @@ class IncrementalEncoder:
         self.heads = attn.num_heads
         head_dim = attn.embed_dim // self.heads
         shape = (len(self.layers), batch, self.heads, size, head_dim)
-        self.keys = like.new_zeros(shape)  # (layers, B, H, S, d)
-        self.values = like.new_zeros(shape)
+        device = like.device.type
+        # under autocast the keys/values are stored in its dtype: no cast of the cache per step
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        self.keys = like.new_zeros(shape, dtype=dtype)  # (layers, B, H, S, d)
+        self.values = like.new_zeros(shape, dtype=dtype)
 
     def run(self, x: torch.Tensor, start: int, allowed: torch.Tensor) -> torch.Tensor:
         """Encode positions start..start+Q-1: x (B, Q, D), allowed (B, Q, S) -> (B, Q, D)."""

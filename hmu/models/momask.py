@@ -9,6 +9,9 @@ Token conventions (K = num_tokens):
 - MaskTransformer: codes 0..K-1, mask_id = K, pad_id = K + 1; the head predicts K classes.
 - ResidualTransformer: codes 0..K-1, pad_id = K; layer embeddings have K + 1 rows.
 - `generate` returns PAD_INDEX (-1) at positions past each length.
+
+One module for MoMask's three token models (over 450 lines): they share the token conventions
+and checkpoint layout above and are loaded together.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from hmu.models.transformer_common import (
     InputProcess,
     OutputProcess,
     PositionalEncoding,
+    Sampling,
     accuracy,
     build_encoder,
     check_cond,
@@ -31,6 +35,7 @@ from hmu.models.transformer_common import (
     constructor_config,
     cosine_schedule,
     drop_condition,
+    encode,
     eval_mode,
     gumbel_sample,
     init_weights,
@@ -52,6 +57,8 @@ class MaskTransformer(nn.Module):
     Sequence [cond_emb(cond), x_1 + pe_0, ..., x_N + pe_{N-1}]: positions are added to the
     motion tokens before the condition token is prepended (the condition token gets none).
     """
+
+    predicts_length = False  # `generate` needs token lengths
 
     def __init__(
         self,
@@ -86,12 +93,11 @@ class MaskTransformer(nn.Module):
         self, ids: torch.Tensor, cond: torch.Tensor, padding_mask: torch.Tensor
     ) -> torch.Tensor:
         """ids (B, N), cond (B, C), padding_mask (B, N) True = pad -> logits (B, N, K)."""
-        x = self.position_enc(self.input_process(self.token_emb(ids)))  # (N, B, D)
-        cond_token = self.cond_emb(cond)[None]  # (1, B, D)
-        sequence = torch.cat([cond_token, x], dim=0)  # (N + 1, B, D)
-        key_padding = F.pad(padding_mask, (1, 0), value=False)  # (B, N + 1)
-        hidden = self.seqTransEncoder(sequence, src_key_padding_mask=key_padding)[1:]
-        return self.output_process(hidden)  # (B, N, K)
+        x = self.position_enc(self.input_process(self.token_emb(ids)))  # (B, N, D)
+        sequence = torch.cat([self.cond_emb(cond)[:, None], x], dim=1)  # (B, N + 1, D)
+        keys = F.pad(~padding_mask, (1, 0), value=True)[:, None, None]  # (B, 1, 1, N + 1)
+        hidden = encode(self.seqTransEncoder, sequence, keys)[:, 1:]
+        return self.output_process(hidden).float()  # (B, N, K); fp32 for guidance and sampling
 
     def _prepare(self, ids, cond, padding_mask):
         """Validate inputs; return ids with pad_id at padded positions and the padding mask."""
@@ -196,44 +202,45 @@ class MaskTransformer(nn.Module):
     def generate(
         self,
         cond: torch.Tensor,
-        lengths: torch.Tensor,
-        timesteps: int = 10,
-        cond_scale: float = 4.0,
-        temperature: float = 1.0,
-        topk_filter_thres: float = 0.9,
+        lengths: torch.Tensor | None,
+        sampling: Sampling | None = None,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Iterative masked decoding of base-layer codes; returns (B, max(lengths)) ids.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Iterative masked decoding of base-layer codes -> (ids (B, max(lengths)), lengths).
 
-        Starts fully masked; at each t in linspace(0, 1, timesteps) the round(cos(pi/2 t) * len)
-        (at least 1) lowest-scoring freshly sampled positions are re-masked, all masked ones
-        are sampled from the top-(1 - thres) guided logits, and a token's score is the guided
-        probability of the sampled token; tokens not re-masked stay fixed. Runs in eval mode.
-        Positions past each length hold PAD_INDEX (-1). Sampling is Gumbel-argmax (categorical)
-        of logits / temperature (upstream's sampler ignores temperature; same at 1).
+        lengths (B,) in tokens are required (`predicts_length` is False: free generation
+        samples them from a LengthEstimator); sampling None = Sampling(). Starts fully
+        masked; at each t in linspace(0, 1, sampling.timesteps) the round(cos(pi/2 t) * len)
+        (at least 1) lowest-scoring freshly sampled positions are re-masked, all masked ones are
+        sampled from the top-(1 - topk) guided logits (guidance cond_scale), and a token's score
+        is the guided probability of the sampled token; tokens not re-masked stay fixed. Runs in
+        eval mode. Positions past each length hold PAD_INDEX (-1). Sampling is Gumbel-argmax
+        (categorical) of logits / temperature (upstream's sampler ignores temperature; same
+        at 1).
         """
+        if lengths is None:
+            raise ValueError("MaskTransformer.generate needs lengths (sample them first)")
+        sampling = sampling or Sampling()
         check_cond(cond, None, self.clip_dim)
         check_lengths(lengths, cond.shape[0])
-        if timesteps < 1:
-            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         with eval_mode(self):
             seq_len = int(lengths.max())
             padding = ~lengths_to_mask(lengths, seq_len)  # (B, N)
             ids = torch.where(padding, self.pad_id, self.mask_id)  # (B, N)
             scores = padding.float() * 1e5  # (B, N); high score = never re-masked
-            for t in torch.linspace(0, 1, timesteps, device=cond.device):
+            for t in torch.linspace(0, 1, sampling.timesteps, device=cond.device):
                 num_masked = (cosine_schedule(t) * lengths).round().clamp(min=1)  # (B,)
                 ranks = scores.argsort(dim=1, stable=True).argsort(dim=1)  # (B, N)
                 is_masked = ranks < num_masked[:, None]
                 ids = ids.masked_fill(is_masked, self.mask_id)
-                logits = self.guided_logits(ids, cond, padding, cond_scale)  # (B, N, K)
+                logits = self.guided_logits(ids, cond, padding, sampling.cond_scale)  # (B, N, K)
                 sampled = gumbel_sample(
-                    top_k_filter(logits, topk_filter_thres), temperature, generator
+                    top_k_filter(logits, sampling.topk), sampling.temperature, generator
                 )  # (B, N)
                 ids = torch.where(is_masked, sampled, ids)
                 probs = logits.softmax(dim=-1).gather(-1, sampled[..., None])[..., 0]
                 scores = probs.masked_fill(~is_masked, 1e5)
-            return ids.masked_fill(padding, PAD_INDEX)
+            return ids.masked_fill(padding, PAD_INDEX), lengths
 
 
 def _layer_schedule(batch: int, num_quantizers: int, device, generator) -> torch.Tensor:
@@ -302,20 +309,38 @@ class ResidualTransformer(nn.Module):
         """(Q-1, K+1, C): row j-1 projects hidden states to the logits of layer j."""
         return torch.cat([self.embed_proj_shared_weight, self.output_proj_weight_])
 
+    def _input_table(self, layer: int) -> torch.Tensor:
+        """token_embed_weight[layer] (K+1, C) without concatenating the tables."""
+        shared = self.embed_proj_shared_weight
+        return self.token_embed_weight_[0] if layer == 0 else shared[layer - 1]
+
+    def _output_table(self, layer: int) -> torch.Tensor:
+        """output_proj_weight[layer - 1] (K+1, C), the head of layer j = `layer`."""
+        shared = self.embed_proj_shared_weight
+        return shared[layer - 1] if layer <= shared.shape[0] else self.output_proj_weight_[0]
+
     def _forward(self, history, layer, cond, padding_mask) -> torch.Tensor:
         """history (B, N, C), layer (B,) in [1, Q-1], cond, padding (B, N) -> (B, N, K+1)."""
-        x = self.position_enc(self.input_process(history))  # (N, B, D)
+        x = self.position_enc(self.input_process(history))  # (B, N, D)
         onehot = F.one_hot(layer, self.num_quantizers).to(history.dtype)  # (B, Q)
-        quant_token = self.quant_emb(onehot)[None]  # (1, B, D)
-        cond_token = self.cond_emb(cond)[None]  # (1, B, D)
-        sequence = torch.cat([cond_token, quant_token, x], dim=0)  # (N + 2, B, D)
-        key_padding = F.pad(padding_mask, (2, 0), value=False)  # (B, N + 2)
-        hidden = self.seqTransEncoder(sequence, src_key_padding_mask=key_padding)[2:]
-        hidden = self.output_process(hidden)  # (B, N, C)
+        quant_token = self.quant_emb(onehot)[:, None]  # (B, 1, D)
+        sequence = torch.cat([self.cond_emb(cond)[:, None], quant_token, x], dim=1)  # (B, N+2, D)
+        keys = F.pad(~padding_mask, (2, 0), value=True)[:, None, None]  # (B, 1, 1, N + 2)
+        hidden = self.output_process(encode(self.seqTransEncoder, sequence, keys)[:, 2:])
+        return self._project(hidden, layer)  # (B, N, K+1)
+
+    def _project(self, hidden: torch.Tensor, layer: torch.Tensor) -> torch.Tensor:
+        """Logits (B, N, K+1) of hidden (B, N, C) under each sample's output table.
+
+        One matmul when every sample predicts the same layer (generation); otherwise a
+        per-sample table, gathered with F.embedding (deterministic CPU backward, unlike
+        indexing).
+        """
+        if len(layer) and bool((layer == layer[0]).all()):
+            return (hidden @ self._output_table(int(layer[0])).T).float()
         weight = self.output_proj_weight  # (Q-1, K+1, C)
-        # F.embedding, not indexing: its CPU backward is deterministic (index_put_ is not)
         projection = F.embedding(layer - 1, weight.flatten(1)).view(-1, *weight.shape[1:])
-        return torch.einsum("bnc,bkc->bnk", hidden, projection)  # (B, N, K+1)
+        return torch.einsum("bnc,bkc->bnk", hidden, projection).float()
 
     def _history_terms(self, ids: torch.Tensor) -> torch.Tensor:
         """Per-layer embeddings of ids (B, N, L) -> (B, N, L, C)."""
@@ -428,8 +453,10 @@ class ResidualTransformer(nn.Module):
     ) -> torch.Tensor:
         """Residual layers 1..Q-1 for base codes (B, N), one guided pass each -> (B, N, Q).
 
-        Sampling is Gumbel-argmax over the top-(1 - thres) codes (the pad class is never
-        sampled). Positions past each length hold PAD_INDEX (-1) in every layer.
+        Sampling is Gumbel-argmax over the top-(1 - thres) of all K + 1 classes, as upstream:
+        the pad class can be drawn (rarely, in a trained model); such a code is embedded with the
+        pad row in the layers above and returned as PAD_INDEX (-1, decoded as no code), like the
+        positions past each length in every layer.
         """
         if base_ids.dim() != 2:
             raise ValueError(f"base_ids must have shape (B, N), got {tuple(base_ids.shape)}")
@@ -445,13 +472,14 @@ class ResidualTransformer(nn.Module):
             layers = [ids]
             history = 0.0
             for j in range(1, self.num_quantizers):
-                history = history + self.token_embed_weight[j - 1][ids]  # (B, N, C)
+                history = history + F.embedding(ids, self._input_table(j - 1))  # (B, N, C)
                 layer = torch.full((batch,), j, dtype=torch.long, device=ids.device)
                 logits = self._guided(history, layer, cond, ~valid, cond_scale)
-                logits = top_k_filter(logits[..., : self.num_tokens], topk_filter_thres)
+                logits = top_k_filter(logits, topk_filter_thres)  # (B, N, K+1)
                 ids = gumbel_sample(logits, temperature, generator).masked_fill(~valid, self.pad_id)
                 layers.append(ids)
-            return torch.stack(layers, dim=-1).masked_fill(~valid[..., None], PAD_INDEX)
+            codes = torch.stack(layers, dim=-1)  # (B, N, Q)
+            return codes.masked_fill(codes == self.pad_id, PAD_INDEX)
 
 
 class LengthEstimator(nn.Module):

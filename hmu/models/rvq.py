@@ -10,6 +10,9 @@ The module tree and parameter names follow MoMask's `RVQVAE` so that official ch
 - Resnet1D blocks run their dilations high to low (9, 3, 1) in both encoder and decoder.
 - `quantizer.layers.{i}.codebook`: one (nb_code, code_dim) buffer per residual layer; this is
   the only quantizer state saved in checkpoints.
+
+Encoder, quantizer and decoder stay in one module (over 450 lines) because the official
+checkpoint's key tree spans all three.
 """
 
 from __future__ import annotations
@@ -375,8 +378,17 @@ class ResidualVQ(nn.Module):
         return codes * (per_layer >= 0).unsqueeze(-1).to(codes.dtype)
 
 
+def _full_precision(x: torch.Tensor):
+    """A block without autocast: code search and EMA updates stay fp32 under bf16 training
+    (distances |x|^2 - 2 x.c + |c|^2 lose the nearest code in bf16)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
 class RVQVAE(nn.Module):
-    """MoMask's residual VQ-VAE: motion (B, T, input_width) <-> codes (B, T / 4, Q)."""
+    """MoMask's residual VQ-VAE: motion (B, T, input_width) <-> codes (B, T / 4, Q).
+
+    Under bf16 autocast (hmu.precision) the convolutions run in bf16, the quantizer in fp32;
+    outputs are fp32."""
 
     def __init__(
         self,
@@ -457,8 +469,11 @@ class RVQVAE(nn.Module):
         if x.shape[1] % self.downsample:
             raise ValueError(f"x: T={x.shape[1]} is not a multiple of {self.downsample}")
         temperature = self.sample_temperature if temperature is None else temperature
-        quantized, _, commit_loss, perplexity = self.quantizer(self._latent(x), temperature)
-        return self.decoder(quantized.permute(0, 2, 1)), commit_loss, perplexity
+        with _full_precision(x):
+            quantized, _, commit_loss, perplexity = self.quantizer(
+                self._latent(x).float(), temperature
+            )
+        return self.decoder(quantized.permute(0, 2, 1)).float(), commit_loss, perplexity
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -467,12 +482,14 @@ class RVQVAE(nn.Module):
         Call in eval mode for deterministic codes (the encoder has dropout).
         """
         self._check_motion(x)
-        return self.quantizer.quantize(self._latent(x))
+        latent = self._latent(x)
+        with _full_precision(x):
+            return self.quantizer.quantize(latent.float())
 
     def forward_decoder(self, indices: torch.Tensor) -> torch.Tensor:
         """Decode indices (B, N, q) (q <= Q; -1 = dropped layer, contributes 0) -> (B, 4N, 263)."""
         latent = self.quantizer.get_codes_from_indices(indices).sum(dim=0)  # (B, N, D)
-        return self.decoder(latent.permute(0, 2, 1))
+        return self.decoder(latent.permute(0, 2, 1)).float()
 
 
 def rvq_loss(

@@ -6,8 +6,13 @@ EricGuo5513/momask-codes, BAMM exitudio/BAMM) so official checkpoints load key-f
 `seqTransEncoder.layers.{i}.*` (nn.TransformerEncoder, post-norm, exact-erf GELU, no final
 norm) and `output_process.{dense, LayerNorm, poseFinal}`.
 
-Sequences inside the encoder are laid out sequence-first (S, B, D) as upstream, which keeps
-PyTorch off its nested-tensor fast path and therefore numerically on the same code path.
+Sequences are laid out batch-first (B, S, D). `encode` runs the encoder's layers with their own
+parameters through the same kernels as nn.TransformerEncoder's sequence-first path (which
+upstream takes): one packed in-projection, scaled_dot_product_attention with the mask as an
+additive -inf bias, post-norm. Row order does not change a matmul's per-row sums, so the result
+is bit-identical to upstream in fp32 (tests/test_momask.py checks it), while the layout copies of
+the sequence-first path (packed-projection split, head permutes, input/output transposes) go
+away. PyTorch's fused fast path is not used: it differs from upstream by ~1e-6.
 Sampling helpers take an optional `torch.Generator` so generation is reproducible under a seed.
 """
 
@@ -15,7 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +30,35 @@ from torch import nn
 # Index that every `generate` writes past each sequence's length (the RVQ decoder treats it as
 # "no code", LCR as padding).
 PAD_INDEX = -1
+# BAMM's second pass: upstream's algorithm, or the key/value-cached variant (see bamm.py)
+REFINE_MODES = ("upstream", "cached")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a base-layer model samples; the one argument of every `generate(cond, lengths,
+    sampling, generator) -> (ids, lengths)` (MaskTransformer, BAMMTransformer). Each model
+    reads the fields it uses; defaults are the paper's evaluation settings.
+    """
+
+    cond_scale: float = 4.0  # classifier-free guidance
+    temperature: float = 1.0
+    topk: float | None = 0.9  # keep the top (1 - topk) share of the logits; None = all
+    timesteps: int = 10  # MoMask: iterative decoding steps
+    refine_cond_scale: float = 3.0  # BAMM: guidance of the second pass
+    refine: str = "upstream"  # BAMM: second pass, one of REFINE_MODES
+    max_len: int = 49  # BAMM: longest motion (tokens) when it predicts the length
+
+    def __post_init__(self):
+        if self.timesteps < 1 or self.max_len < 1 or self.temperature <= 0:
+            raise ValueError(f"sampling: timesteps, max_len and temperature must be > 0: {self}")
+        if self.refine not in REFINE_MODES:
+            raise ValueError(f"sampling: refine must be one of {REFINE_MODES}, got {self.refine!r}")
 
 
 class PositionalEncoding(nn.Module):
-    """Sinusoidal positions (`pe` buffer, (max_len, 1, d)) added to (S, B, d), then dropout."""
+    """Sinusoidal positions (`pe` buffer, (max_len, 1, d), upstream's shape) added to
+    (B, S, d), then dropout."""
 
     def __init__(self, d_model: int, dropout: float = 0.1, max_len: int = 5000):
         super().__init__()
@@ -42,25 +73,27 @@ class PositionalEncoding(nn.Module):
         self.register_buffer("pe", pe[:, None, :])  # (L, 1, d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Add pe[0:S] to x (S, B, d)."""
-        if x.shape[0] > self.pe.shape[0]:
-            raise ValueError(f"sequence length {x.shape[0]} exceeds max_len {self.pe.shape[0]}")
-        return self.dropout(x + self.pe[: x.shape[0]])
+        """Add pe[0:S] to x (B, S, d)."""
+        if x.shape[1] > self.pe.shape[0]:
+            raise ValueError(f"sequence length {x.shape[1]} exceeds max_len {self.pe.shape[0]}")
+        return self.dropout(x + self.pe[: x.shape[1], 0])
 
 
 class InputProcess(nn.Module):
-    """Linear token-embedding -> latent projection; (B, N, C) -> (N, B, D)."""
+    """Linear token-embedding -> latent projection; (B, N, C) -> (B, N, D)."""
 
     def __init__(self, input_feats: int, latent_dim: int):
         super().__init__()
         self.poseEmbedding = nn.Linear(input_feats, latent_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.poseEmbedding(x.transpose(0, 1))
+        # matmul, then the bias: upstream's Linear sees a permuted input, which takes this
+        # unfused path (a fused addmm rounds differently)
+        return F.linear(x, self.poseEmbedding.weight) + self.poseEmbedding.bias
 
 
 class OutputProcess(nn.Module):
-    """BERT-style head: Linear, GELU, LayerNorm(eps 1e-12), Linear; (S, B, D) -> (B, S, out)."""
+    """BERT-style head: Linear, GELU, LayerNorm(eps 1e-12), Linear; (B, S, D) -> (B, S, out)."""
 
     def __init__(self, out_feats: int, latent_dim: int):
         super().__init__()
@@ -70,7 +103,7 @@ class OutputProcess(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden = self.LayerNorm(F.gelu(self.dense(hidden)))
-        return self.poseFinal(hidden).transpose(0, 1)
+        return self.poseFinal(hidden)
 
 
 def build_encoder(
@@ -85,6 +118,45 @@ def build_encoder(
         activation="gelu",
     )
     return nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
+
+
+def encode(
+    encoder: nn.TransformerEncoder, x: torch.Tensor, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Batch-first forward of a `build_encoder` stack: x (B, S, D) -> (B, S, D).
+
+    allowed: bool, True = may attend, broadcastable to (B, heads, S, S): (B, 1, 1, S) for key
+    padding, (B, 1, S, S) for a per-sample attention pattern; None attends everywhere. Same
+    operations as `encoder(x.transpose(0, 1), mask=...)` (dropout included in training mode).
+    """
+    for layer in encoder.layers:
+        x = _encoder_layer(layer, x, allowed)
+    return x
+
+
+def _encoder_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, allowed) -> torch.Tensor:
+    """One post-norm layer: x = norm1(x + attention(x)); x = norm2(x + ff(x))."""
+    attn = layer.self_attn
+    batch, size, dim = x.shape
+    heads = attn.num_heads
+    packed = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)  # (B, S, 3D)
+    query, key, value = packed.view(batch, size, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    dropout = attn.dropout if layer.training else 0.0
+    mixed = _attention(query, key, value, allowed, dropout)  # (B, H, S, D/H)
+    mixed = mixed.transpose(1, 2).reshape(batch, size, dim)
+    x = layer.norm1(x + layer.dropout1(attn.out_proj(mixed)))
+    hidden = layer.dropout(layer.activation(layer.linear1(x)))  # (B, S, ff)
+    return layer.norm2(x + layer.dropout2(layer.linear2(hidden)))
+
+
+def _attention(query, key, value, allowed, dropout: float) -> torch.Tensor:
+    """scaled_dot_product_attention; when training under CPU autocast it runs in fp32: the CPU
+    bf16 flash-attention backward is 3-10x slower than fp32's at these sizes (50 positions)."""
+    if query.device.type == "cpu" and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            query, key, value = query.float(), key.float(), value.float()
+            return F.scaled_dot_product_attention(query, key, value, allowed, dropout)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=allowed, dropout_p=dropout)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -108,8 +180,11 @@ def cosine_schedule(t: torch.Tensor) -> torch.Tensor:
     return torch.cos(t * math.pi * 0.5)
 
 
-def top_k_filter(logits: torch.Tensor, thres: float = 0.9) -> torch.Tensor:
-    """Keep the ceil((1 - thres) * K) largest logits on the last dim; set the rest to -inf."""
+def top_k_filter(logits: torch.Tensor, thres: float | None = 0.9) -> torch.Tensor:
+    """Keep the ceil((1 - thres) * K) largest logits on the last dim; set the rest to -inf.
+    thres None keeps every logit."""
+    if thres is None:
+        return logits
     k = max(1, math.ceil((1.0 - thres) * logits.shape[-1]))
     values, indices = logits.topk(k, dim=-1)
     return torch.full_like(logits, float("-inf")).scatter(-1, indices, values)

@@ -1,7 +1,8 @@
 """One training loop for every HMU model (RVQ-VAE, MoMask and BAMM transformers, ...).
 
 The loop owns what all models share: AdamW, linear warm-up then step decay at milestones,
-gradient clipping, seeding, periodic resumable checkpoints (safetensors, no pickle), tqdm progress,
+gradient clipping, optional bf16 autocast of forward and loss (`precision`; weights and AdamW
+state stay fp32), seeding, periodic resumable checkpoints (safetensors, no pickle), tqdm progress,
 DVCLive loss curves, and data-parallel training under `torchrun` (DDP; gloo on CPU, nccl on GPU).
 A model plugs in with two functions:
 
@@ -28,6 +29,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from hmu.models.checkpoint import default_device, load_state, save_state
+from hmu.precision import autocast, check_precision
 
 
 @dataclass
@@ -46,6 +48,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 20
     seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16: autocast of forward and loss (hmu.precision)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
@@ -56,6 +59,7 @@ class TrainConfig:
         cfg = cls(**{k: (tuple(v) if k == "betas" else v) for k, v in params.items()})
         if cfg.steps <= 0 or cfg.batch_size <= 0 or cfg.lr <= 0:
             raise ValueError(f"steps, batch_size and lr must be positive: {cfg}")
+        check_precision(cfg.precision, "training precision")
         return cfg
 
     def lr_at(self, step: int) -> float:
@@ -191,7 +195,8 @@ def train(
         )
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
-        loss, values = loss_fn(wrapped, batch)
+        with autocast(cfg.precision, dev):
+            loss, values = loss_fn(wrapped, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{name}: loss is {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
