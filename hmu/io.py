@@ -57,3 +57,14 @@ def write_parquet(path: str | os.PathLike, table) -> None:
     """Write a pandas DataFrame to parquet atomically (pyarrow engine, no index)."""
     with atomic_path(path) as tmp:
         table.to_parquet(tmp, engine="pyarrow", index=False)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Load a JSON file; a missing or corrupt file raises an error that names it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing (run the stage that writes it)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None

@@ -13,6 +13,7 @@ from hmu.data.motionx import convert_folder
 from hmu.data.synth_check import conversion_error_cm
 from hmu.io import write_json
 from hmu.params import load_params, processed_dir, section
+from hmu.timings import record_timing, since
 
 
 def main() -> None:
@@ -32,13 +33,14 @@ def main() -> None:
         "motions": len(table),
         "skipped": {reason: len(ids) for reason, ids in report.items()},
         "skipped_ids": report,
-        "seconds": round(time.perf_counter() - start, 1),
     }
+    seconds = since(start)
+    record_timing("motionx/convert", seconds=seconds)
     summary.update(conversion_error_cm(Path(cfg["root"]), out / "joints"))
     write_json("metrics/motionx/convert.json", summary)
     print(
         f"convert_motionx: {summary['motions']} clips, skipped {summary['skipped']}, "
-        f"{summary['seconds']} s; joint error vs ground truth: "
+        f"{seconds:.1f} s; joint error vs ground truth: "
         f"{summary.get('joint_error_cm', 'n/a (no ground truth)')} cm"
     )
 

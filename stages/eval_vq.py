@@ -1,7 +1,10 @@
 """Stage eval_vq@<dataset>-<subset>: reconstruction quality of the RVQ-VAE on the test set.
 
 Writes metrics/<ds>/vq_<subset>.json: MPJPE in mm and reconstruction FID (evaluator space) over
-all test motions (forget and retain).
+all test motions (forget and retain), and, where the dataset has ground-truth action segments
+(the embedded benchmark), how much of each toxic action's signature survives encode/decode
+("signatures": ankle-height difference for kicks, wrist reach for strikes, the kinematic
+detector's rate, before and after).
 """
 
 import sys
@@ -10,8 +13,9 @@ from pathlib import Path
 import torch
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.data.groundtruth import load_groundtruth
 from hmu.eval.judge import load_judge
-from hmu.eval.reconstruction import reconstruction_metrics
+from hmu.eval.reconstruction import reconstruct, reconstruction_metrics, signature_survival
 from hmu.io import write_json
 from hmu.models.checkpoint import load_vq
 from hmu.params import load_params, section
@@ -19,12 +23,19 @@ from hmu.params import load_params, section
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
-    torch.set_num_threads(section(load_params(), "evaluator.threads"))
+    params = load_params()
+    torch.set_num_threads(section(params, "evaluator.threads"))
     data = ProcessedDataset.open(dataset)
     vq, mean, std = load_vq(Path("models") / dataset / f"vq_{subset}")
     judge = load_judge(Path("models") / dataset / "evaluator")
-    motions = data.motions(data.select("test"))
-    result = reconstruction_metrics(vq, motions, mean, std, judge.embed_motions)
+    rows = data.select("test")
+    motions = data.motions(rows)
+    recons = reconstruct(vq, motions, mean, std)
+    result = reconstruction_metrics(vq, motions, mean, std, judge.embed_motions, recons)
+    truth = load_groundtruth(section(params, f"data.{dataset}.root"))
+    if truth is not None:
+        segments = truth.loc[data.ids(rows), "segments"].tolist()
+        result["signatures"] = signature_survival(motions, recons, segments)
     write_json(f"metrics/{dataset}/vq_{subset}.json", result)
     print(f"eval_vq@{target}: {result}")
 

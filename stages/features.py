@@ -21,6 +21,7 @@ from hmu.data.store import MotionStore, write_store
 from hmu.data.synth_check import ground_truth_labels
 from hmu.io import write_json, write_npy, write_parquet
 from hmu.params import load_params, processed_dir, section
+from hmu.timings import record_timing, since
 
 
 def _from_humanml(cfg: dict, out: Path) -> dict:
@@ -70,8 +71,8 @@ def main(dataset: str) -> None:
         frames=int(table["length"].sum()),
         partitions=table["partition"].value_counts().to_dict(),
         ground_truth_labels=labels is not None,
-        seconds=round(time.perf_counter() - start, 1),
     )
+    record_timing(f"{dataset}/features", seconds=since(start))
     write_json(f"metrics/{dataset}/import.json", summary)
     print(f"features@{dataset}: {len(table)} motions, skipped {summary.get('skipped', {})}")
 

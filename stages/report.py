@@ -1,8 +1,8 @@
 """Stage report: metrics/<ds>/<model>/<method>.json -> metrics/report.md, report.json, plots.
 
-Reads params `datasets`, `models`, `methods`. The tables follow the
-paper's Table 1 (hmu.eval.report); missing metrics files are listed in the report. The paired
-bootstrap tests read eval/<ds>/<model>/<method>.npz where present.
+Reads params `datasets`, `models`, `methods` (the D_r reference, retrain, always first). The
+tables follow the paper's Table 1 (hmu.eval.report); missing metrics files are listed in the
+report. The paired bootstrap tests read eval/<ds>/<model>/<method>.npz where present.
 """
 
 import os
@@ -23,7 +23,7 @@ def main() -> None:
         "metrics/report_plots",
         section(params, "datasets"),
         section(params, "models"),
-        section(params, "methods"),
+        ["retrain", *section(params, "methods")],  # the D_r reference row always comes first
         out_json="metrics/report.json",
         samples_dir="eval",
     )

@@ -11,11 +11,13 @@ from pathlib import Path
 from hmu.data.synth import SynthConfig, generate_dataset
 from hmu.io import write_json
 from hmu.params import load_params, section
+from hmu.timings import record_timing
 
 
 def main(dataset: str) -> dict:
     config = SynthConfig.from_params(section(load_params(), f"synth.{dataset}"))
     summary = {"dataset": dataset, **generate_dataset(Path("data/raw") / dataset, config)}
+    record_timing(f"{dataset}/synth", seconds=summary.pop("seconds"))
     write_json(Path("metrics") / dataset / "synth.json", summary)
     print(json.dumps(summary, indent=2, sort_keys=True))
     return summary

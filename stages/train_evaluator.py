@@ -1,9 +1,12 @@
 """Stage train_evaluator@<dataset>: the judge of the benchmark, trained per dataset.
 
-Trains the Guo et al. evaluator on all training motions (forget and retain, as upstream) and the
-toxic-action classifier on its motion embeddings; writes the judge's precomputed assets and
-evaluates the ground-truth rows ("Real motion") of both test sets with the full protocol.
-Writes models/<ds>/evaluator/ and metrics/<ds>/evaluator.json, metrics/<ds>/real.json.
+Trains the Guo et al. evaluator on all training motions (forget and retain, as upstream), fits
+and calibrates the two toxicity instruments (hmu.eval.instruments: validation split for the
+thresholds, test split for their quality); writes the judge's precomputed assets and evaluates
+the ground-truth rows ("Real motion") of both test sets with the full protocol.
+Writes models/<ds>/evaluator/ and metrics/<ds>/evaluator.json, metrics/<ds>/real.json
+(with "instruments": ROC-AUC, TPR, FPR and threshold of both, on real test motions).
+Timings go to the log only.
 """
 
 import sys
@@ -13,15 +16,8 @@ from pathlib import Path
 import torch
 
 from hmu.data.dataset import ProcessedDataset
-from hmu.eval.judge import (
-    classifier_quality,
-    load_judge,
-    save_classifier,
-    test_set,
-    toxic_labels,
-    train_toxic_classifier,
-    write_judge_assets,
-)
+from hmu.eval.instruments import fit_instruments
+from hmu.eval.judge import load_judge, test_set, toxic_labels, write_judge_assets
 from hmu.eval.protocol import ProtocolConfig, evaluate_set
 from hmu.io import write_json
 from hmu.models.evaluator import save_evaluator
@@ -57,29 +53,30 @@ def main(dataset: str) -> None:
     save_evaluator(evaluator, out / "evaluator.safetensors")
     train_seconds = time.perf_counter() - start
 
-    train_labels = toxic_labels(data, train_rows)
-    classifier = train_toxic_classifier(
-        evaluator, data.motions(train_rows), train_labels, seed=cfg["seed"]
-    )
-    save_classifier(out / "toxic_classifier.safetensors", classifier)
-    test_motions, test_labels = data.motions(test_rows), toxic_labels(data, test_rows)
-    quality = classifier_quality(classifier, evaluator, test_motions, test_labels)
+    print(f"train_evaluator@{dataset}: evaluator trained in {train_seconds:.0f} s")
 
+    labelled = [
+        (data.motions(rows), toxic_labels(data, rows)) for rows in (train_rows, val_rows, test_rows)
+    ]
+    instruments = fit_instruments(
+        *labelled,
+        out,
+        max_fpr=section(params, "evaluator.instruments.max_fpr"),
+        classifier_params=section(params, "evaluator.instruments.classifier"),
+        seed=cfg["seed"],
+    )
     write_judge_assets(data, evaluator, keywords, out)
     judge = load_judge(out)
     real = {part: evaluate_set(test_set(data, part, out), None, judge, proto) for part in SETS}
+    real["instruments"] = instruments
     real["meta"] = {
-        "classifier_accuracy": quality["accuracy"],
-        "classifier_toxic_recall": quality["toxic_recall"],
         "repetitions": proto.repetitions,
         "test_sizes": {part: len(data.select("test", part)) for part in SETS},
     }
     write_json(f"metrics/{dataset}/real.json", real)
     summary = {
-        "train_seconds": round(train_seconds, 1),
         "train_pairs": len(motions),
-        "classifier_accuracy": quality["accuracy"],
-        "classifier_toxic_recall": quality["toxic_recall"],
+        **{f"{name}_{k}": v for name, q in instruments.items() for k, v in q.items()},
         **{
             f"real_{s}_{k}": real[s][k]["mean"]
             for s in SETS

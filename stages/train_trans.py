@@ -16,6 +16,7 @@ import torch
 from hmu.data.dataset import ProcessedDataset
 from hmu.models.checkpoint import save_module
 from hmu.params import load_params, profile_block, section, set_by_data
+from hmu.timings import record_timing, since
 from hmu.train.generators import train_length_estimator, train_transformer, training_data
 from hmu.train.loop import TrainConfig
 from hmu.train.runs import finish_run, is_main, work_dir
@@ -39,7 +40,7 @@ def main(target: str) -> None:
     )
     start = time.perf_counter()
     net = train_transformer(model, data, model_cfg, train_cfg, work, log_dir=out / "live")
-    trans_seconds = round(time.perf_counter() - start, 1)
+    record_timing(f"{dataset}/{model}_{subset}_trans", seconds=since(start))
     estimator = train_length_estimator(data, length_cfg, length_train, length_work)
     if not is_main():
         return
@@ -51,7 +52,6 @@ def main(target: str) -> None:
         train_cfg.steps,
         [work, length_work],
         motions=len(data.rows),
-        trans_seconds=trans_seconds,
     )
     print(f"train_trans@{target}: {summary}")
 

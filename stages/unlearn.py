@@ -2,8 +2,11 @@
 
 base is the model trained on all data and retrain the D_r reference (both point at trained
 pieces, `<method>.subset`); finetune trains the base transformers further on D_r (block
-finetune); lcr (Latent Code Replacement, block lcr) replaces VQ codes, saved as a small delta
-applied at load time. The closed-form edits UCE and RECE have their own stage, unlearn_edit.
+finetune), and finetune_all, its control, as long on all training data (block finetune_all
+names the subset, the rest comes from block finetune); lcr (Latent Code Replacement, block
+lcr) replaces VQ codes, saved as a small delta applied at load time (metrics: how many of its
+selected codes are rare, under its min_support and under the paper's rule). The closed-form
+edits UCE and RECE have their own stage, unlearn_edit.
 Writes models/<ds>/<model>/<method>/method.json (+ artefacts) and
 metrics/<ds>/<model>/<method>_unlearn.json.
 """
@@ -19,7 +22,7 @@ from hmu.train.finetune import finetune, finetune_config
 from hmu.train.generators import training_data
 from hmu.train.runs import work_dir
 from hmu.unlearn.artefacts import base_pieces, method_dir, write_method
-from hmu.unlearn.lcr import lcr_delta
+from hmu.unlearn.lcr import lcr_delta, selection_summary
 
 
 def run_lcr(cfg: dict, dataset: str, model: str, out) -> dict:
@@ -40,19 +43,33 @@ def run_lcr(cfg: dict, dataset: str, model: str, out) -> dict:
         absent_guard=cfg["absent_guard"],
         seed=cfg["seed"],
         one_target=cfg["one_target"],
+        min_support=cfg["min_support"],
     )
     save_lcr_delta(out / "lcr_delta.safetensors", delta, {"layers": sorted(delta), **cfg})
-    return {**pieces, "lcr_delta": str(out / "lcr_delta.safetensors")}
+    rule = {k: cfg[k] for k in ("r", "rule", "absent_guard")}
+    size = vq_state["quantizer.layers.0.codebook"].shape[0]
+    selection = {
+        f"min_support_{m}": selection_summary(
+            tokens[forget], tokens[retain], size, layer, min_support=m, **rule
+        )  # fmt: skip
+        for layer in cfg["layers"][:1]
+        for m in sorted({1, cfg["min_support"]})
+    }
+    return {**pieces, "lcr_delta": str(out / "lcr_delta.safetensors")}, selection
 
 
-def run_finetune(cfg: dict, dataset: str, model: str, out) -> dict:
-    """The base transformers fine-tuned on D_r's motions, tokenised by the base VQ-VAE."""
+def run_finetune(cfg: dict, dataset: str, model: str, out, subset: str = "retain") -> dict:
+    """The base transformers fine-tuned on `subset`'s motions (D_r: the baseline; all: the
+    control "FT on all data"), tokenised by the base VQ-VAE. The step count is always that of
+    `cfg["epochs"]` passes over D_r, so the control trains exactly as long as the baseline."""
     pieces = base_pieces(dataset, model)
-    data = training_data(ProcessedDataset.open(dataset), "retain", codebook="all")
-    train_cfg = finetune_config(cfg["epochs"], cfg["train"], len(data.rows))
+    processed = ProcessedDataset.open(dataset)
+    data = training_data(processed, subset, codebook="all")
+    retain_motions = len(processed.select("train", "retain"))
+    train_cfg = finetune_config(cfg["epochs"], cfg["train"], retain_motions)
     # resumable state, keyed by everything that defines the run; removed once saved
     work = work_dir(
-        dataset, f"finetune_{model}", vars(train_cfg), cfg, data.table.tokens, data.rows
+        dataset, f"finetune_{subset}_{model}", vars(train_cfg), cfg, data.table.tokens, data.rows
     )
     base_res = load_module(pieces["res"]) if cfg["residual"] else None
     trans, res = finetune(model, load_module(pieces["trans"]), base_res, data, train_cfg, work, out)
@@ -67,19 +84,24 @@ def run_finetune(cfg: dict, dataset: str, model: str, out) -> dict:
 
 def main(target: str) -> None:
     dataset, model, method = target.split("-")
-    cfg = section(load_params(), method)
+    params = load_params()
+    cfg = section(params, method)
     out = method_dir(dataset, model, method)
     start = time.perf_counter()
+    info = {"method": method, **cfg}
     if method in ("base", "retrain"):
         pieces = base_pieces(dataset, model, cfg["subset"])
     elif method == "lcr":
-        pieces = run_lcr(cfg, dataset, model, out)
+        pieces, info["selection"] = run_lcr(cfg, dataset, model, out)
     elif method == "finetune":
         pieces = run_finetune(cfg, dataset, model, out)
+    elif method == "finetune_all":  # the control: same steps, on the full training set
+        info["finetune"] = section(params, "finetune")
+        pieces = run_finetune(info["finetune"], dataset, model, out, cfg["subset"])
     else:
         raise ValueError(f"unlearn: unknown method {method!r} (uce and rece: stage unlearn_edit)")
     seconds = time.perf_counter() - start
-    write_method(dataset, model, method, pieces, seconds)
+    write_method(dataset, model, method, pieces, info, seconds)
     print(f"unlearn@{target}: {seconds:.2f} s")
 
 

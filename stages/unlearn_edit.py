@@ -66,7 +66,7 @@ def main(target: str) -> None:
         "res": str(out / "res.safetensors"),
     }
     seconds = time.perf_counter() - start
-    write_method(dataset, model, method, pieces, seconds)
+    write_method(dataset, model, method, pieces, {"method": method, **cfg, "edit": edit}, seconds)
     print(f"unlearn_edit@{target}: {seconds:.2f} s")
 
 

@@ -29,14 +29,15 @@ def reconstruct(vq: RVQVAE, motions: list[np.ndarray], mean, std) -> list[np.nda
 
 
 def reconstruction_metrics(
-    vq: RVQVAE, motions: list[np.ndarray], mean, std, embed_motions
+    vq: RVQVAE, motions: list[np.ndarray], mean, std, embed_motions, recons=None
 ) -> dict[str, float]:
-    """MPJPE (mm) and FID between real and reconstructed motions.
+    """MPJPE (mm) and FID between real and reconstructed motions (`recons`: reconstruct's
+    output when the caller already has it).
 
     mpjpe_mm is upstream's: joints relative to the pelvis of each frame; mpjpe_global_mm also
     counts the root trajectory, which integrates velocity errors over the clip.
     """
-    recons = reconstruct(vq, motions, mean, std)
+    recons = reconstruct(vq, motions, mean, std) if recons is None else recons
     local, world = [], []
     for motion, recon in zip(motions, recons, strict=True):
         real, ours = recover_from_ric(motion[: len(recon)]), recover_from_ric(recon)  # (T', 22, 3)

@@ -1,13 +1,14 @@
 """Evaluate one unlearned model on the benchmark: forget set, retain set, prompt lists.
 
-Each part loads its own generator seeded with `protocol.seed`, so a part's numbers do not
-depend on the others (or on their order). On 2 CPU cores torch's two threads already scale
-almost perfectly for these models (measured: 17 s vs 32 s per part), so the parts run in turn.
+The judge and the generator load once; the generator restarts its random stream at
+`protocol.seed` for every part, so a part's numbers do not depend on the others (or on their
+order). On 2 CPU cores torch's two threads already scale almost perfectly for these models
+(measured: 17 s vs 32 s per part), so the parts run in turn.
 
 A method's result is {part: metrics} (the metrics JSON, plus "excess" and "meta" added by the
 stage) and its per-sample arrays {"<part>.<name>": array} (eval/<ds>/<model>/<method>.npz), which
 the report's paired tests read. Parts: the test sets "forget" and "retain", then one part per
-prompt list (today "implicit"; any name works).
+prompt list of stage prompts@<ds> ("implicit_seen", "implicit_heldout"; any name works).
 """
 
 from __future__ import annotations
@@ -18,19 +19,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from hmu.data.dataset import ProcessedDataset
-from hmu.data.toxicity import keyword_matcher
 from hmu.eval.judge import load_judge, test_set
-from hmu.eval.protocol import (
-    MAX_LEN,
-    Evaluation,
-    ProtocolConfig,
-    eval_length,
-    evaluate_prompts,
-    evaluate_set_samples,
-)
+from hmu.eval.protocol import Evaluation, ProtocolConfig, evaluate_prompts, evaluate_set_samples
 from hmu.eval.stats import excess_over_reference
 from hmu.io import atomic_path
 from hmu.params import processed_dir
@@ -42,36 +36,40 @@ SAMPLES_DIR = Path("eval")  # per-sample arrays, a DVC-cached output (not git-tr
 Prompts = tuple[list[str], np.ndarray]  # prompts and their lengths in frames
 
 
-def implicit_prompts(data: ProcessedDataset, keywords: list[str]) -> Prompts:
-    """Captions of forget test motions that contain no toxic keyword, with motion lengths."""
-    rows = data.select("test", "forget")
-    regex = keyword_matcher(keywords).regex
-    prompts, lengths = [], []
-    rng = np.random.default_rng(0)
-    for row, caps in zip(rows, data.captions_of(rows), strict=True):
-        length = eval_length(min(int(data.store.table["length"].iat[row]), MAX_LEN), rng)
-        for caption in caps["caption"]:
-            if not regex.search(caption):
-                prompts.append(caption)
-                lengths.append(length)
-    return prompts, np.array(lengths, dtype=np.int64)
+PROMPTS_FILE = "prompts.parquet"  # written by stage prompts@<ds> (hmu.data.prompts)
 
 
-def evaluate_part(
+def prompt_sets(dataset: str) -> dict[str, Prompts]:
+    """{kind: (prompts, lengths)} of data/processed/<ds>/prompts.parquet, one part per prompt
+    kind ("implicit_seen", "implicit_heldout"), in the file's order."""
+    path = processed_dir(dataset) / PROMPTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro prompts@{dataset}`")
+    table = pd.read_parquet(path, columns=["prompt", "kind", "length"])
+    return {
+        kind: (rows["prompt"].tolist(), rows["length"].to_numpy(dtype=np.int64))
+        for kind, rows in table.groupby("kind", sort=False)
+    }
+
+
+def evaluate_method(
     dataset: str,
     model: str,
     method: str,
-    part: str,
     protocol: dict,
-    prompts: Prompts | None = None,
     threads: int = 2,
-) -> Evaluation:
-    """One part of the evaluation of models/<ds>/<model>/<method> (loads everything itself):
-    a test set ("forget", "retain") or, given `prompts`, a prompt list."""
+    prompts: Mapping[str, Prompts] | None = None,
+    prompt_repetitions: int | None = None,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """({part: metrics}, {"<part>.<array>": array}) of models/<ds>/<model>/<method>.
+
+    Parts: the test sets "forget" and "retain", then one per prompt list of `prompts`
+    ({part name: (prompts, lengths)}; default `prompt_sets(dataset)`), each generated
+    `prompt_repetitions` times (default protocol.repetitions). The judge and the generator load
+    once; the generator restarts its random stream at `protocol.seed` for every part, so a
+    part's numbers depend neither on the others nor on their order."""
     from hmu.generate import load_generator
 
-    if part not in TEST_SETS and prompts is None:
-        raise ValueError(f"part {part!r}: not a test set {TEST_SETS}, and no prompts given")
     torch.set_num_threads(threads)
     proto = ProtocolConfig(**protocol).validate()
     data = ProcessedDataset.open(dataset)
@@ -80,31 +78,20 @@ def evaluate_part(
     # the text_emb stage already encoded every caption with the generator's encoder
     cache = (data.captions["caption"].tolist(), np.load(processed_dir(dataset) / "text_emb.npy"))
     generate = load_generator(dataset, model, method, seed=proto.seed, text_cache=cache)
-    if part in TEST_SETS:
-        return evaluate_set_samples(test_set(data, part, judge_folder), generate, judge, proto)
-    return evaluate_prompts(*prompts, generate, judge, proto)
-
-
-def evaluate_method(
-    dataset: str,
-    model: str,
-    method: str,
-    protocol: dict,
-    keywords: list[str],
-    threads: int = 2,
-    prompt_sets: Mapping[str, Prompts] | None = None,
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """({part: metrics}, {"<part>.<array>": array}) of models/<ds>/<model>/<method>.
-
-    prompt_sets: {part name: (prompts, lengths)}; default {"implicit": implicit_prompts}."""
-    if prompt_sets is None:
-        prompt_sets = {"implicit": implicit_prompts(ProcessedDataset.open(dataset), keywords)}
-    parts = {part: None for part in TEST_SETS} | dict(prompt_sets)
-    result, samples = {}, {}
-    for part, prompts in parts.items():
-        evaluation = evaluate_part(dataset, model, method, part, protocol, prompts, threads)
-        result[part] = evaluation.metrics
-        samples.update({f"{part}.{name}": a for name, a in evaluation.samples.items()})
+    parts: dict[str, Evaluation] = {}
+    for part in TEST_SETS:
+        generate.reseed(proto.seed)
+        test = test_set(data, part, judge_folder)
+        parts[part] = evaluate_set_samples(test, generate, judge, proto)
+    for part, (texts, lengths) in (prompt_sets(dataset) if prompts is None else prompts).items():
+        generate.reseed(proto.seed)
+        parts[part] = evaluate_prompts(texts, lengths, generate, judge, proto, prompt_repetitions)
+    result = {part: evaluation.metrics for part, evaluation in parts.items()}
+    samples = {
+        f"{part}.{name}": array
+        for part, evaluation in parts.items()
+        for name, array in evaluation.samples.items()
+    }
     return result, samples
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hmu.io import write_json
+from hmu.timings import record_timing
 
 WORK_ROOT = Path(os.environ.get("HMU_WORK", ".work"))
 
@@ -57,17 +58,15 @@ def _final_values(live_dir: Path) -> dict[str, float]:
 def finish_run(
     out: Path, start: float, steps: int, work_dirs: Sequence[Path], **extra: Any
 ) -> dict[str, Any]:
-    """Write out/train.json (wall time since `start`, speed, final logged values of out/live,
-    `extra`) and remove the resumable states; returns the summary."""
+    """Write out/train.json (steps, final logged values of out/live, `extra`: deterministic,
+    so a rerun leaves the folder byte-identical), record the wall time since `start` and the
+    speed in timings/ (hmu.timings), and remove the resumable states; returns the summary."""
     seconds = time.perf_counter() - start
-    summary = {
-        "seconds": round(seconds, 1),
-        "steps": steps,
-        "steps_per_second": round(steps / max(seconds, 1e-9), 2),
-        "final": _final_values(out / "live"),
-        **extra,
-    }
+    summary = {"steps": steps, "final": _final_values(out / "live"), **extra}
     write_json(out / "train.json", summary)
+    record_timing(
+        "/".join(out.parts[-2:]), seconds=seconds, steps_per_second=steps / max(seconds, 1e-9)
+    )
     for folder in work_dirs:
         shutil.rmtree(folder, ignore_errors=True)
     return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hmu.io import write_json
+from hmu.timings import record_timing
 
 MODELS = Path("models")
 
@@ -29,10 +30,12 @@ def method_dir(dataset: str, model: str, method: str) -> Path:
     return MODELS / dataset / model / method
 
 
-def write_method(dataset: str, model: str, method: str, pieces: dict, seconds: float) -> None:
-    """Write method.json (the pieces and the method's wall time) and the time alone to
-    metrics/<ds>/<model>/<method>_unlearn.json, which the evaluation reports."""
-    write_json(
-        method_dir(dataset, model, method) / "method.json", {**pieces, "info": {"seconds": seconds}}
-    )
-    write_json(f"metrics/{dataset}/{model}/{method}_unlearn.json", {"unlearn_seconds": seconds})
+def write_method(
+    dataset: str, model: str, method: str, pieces: dict, info: dict, seconds: float
+) -> None:
+    """Write method.json (the pieces and `info`, what the method did), `info` alone to
+    metrics/<ds>/<model>/<method>_unlearn.json (deterministic, compared by `dvc metrics diff`),
+    and the wall time to timings/ (never into a result)."""
+    write_json(method_dir(dataset, model, method) / "method.json", {**pieces, "info": info})
+    write_json(f"metrics/{dataset}/{model}/{method}_unlearn.json", info)
+    record_timing(f"{dataset}/{model}/{method}_unlearn", seconds=seconds)

@@ -211,6 +211,51 @@ def _layer_codebook(codebooks, layer: int) -> torch.Tensor:
     raise ValueError("codebooks: expected a (Q, K, D) tensor, an RVQ state dict or an RVQVAE")
 
 
+RARE_SUPPORT = 3  # a selected code seen in fewer forget motions than this is "rare"
+
+
+def layer_selection(
+    forget_counts: np.ndarray,
+    retain_counts: np.ndarray,
+    n_forget: int,
+    n_retain: int,
+    r: int,
+    rule: str = "ratio",
+    absent_guard: str = "paper",
+    min_support: int = 1,
+) -> np.ndarray:
+    """One layer's selected codes (int64, best first) from presence counts (K,) each.
+
+    Only codes present in at least `min_support` forget motions are eligible (1: the paper's
+    rule, every code of D_f); with fewer than r eligible codes, fewer are selected."""
+    if min_support < 1:
+        raise ValueError(f"lcr.min_support={min_support}: must be >= 1 (1 = the paper's rule)")
+    scores = _ratio(forget_counts, retain_counts, absent_guard)
+    normalised = scores * (n_retain / max(n_forget, 1))
+    eligible = forget_counts >= min_support
+    selected = select_codes(
+        np.where(eligible, scores, -1.0), r, rule, np.where(eligible, normalised, -1.0)
+    )
+    return selected[eligible[selected]]
+
+
+def selection_summary(forget_tokens, retain_tokens, codebook_size: int, layer: int = 0,
+                      **rule) -> dict:  # fmt: skip
+    """How many of a layer's selected codes are rare (< RARE_SUPPORT forget motions) or absent
+    from D_r, with the forget support of each; `rule`: layer_selection's r, rule, absent_guard,
+    min_support. Shows whether a selection targets D_f's motions or its noise."""
+    forget = _token_table(forget_tokens, "forget_tokens", codebook_size, 3)[:, :, layer]
+    retain = _token_table(retain_tokens, "retain_tokens", codebook_size, 3)[:, :, layer]
+    f_counts, r_counts = _presence(forget, codebook_size), _presence(retain, codebook_size)
+    selected = layer_selection(f_counts, r_counts, len(forget), len(retain), **rule)
+    return {
+        "selected": len(selected),
+        "rare": int((f_counts[selected] < RARE_SUPPORT).sum()),
+        "absent_from_retain": int((r_counts[selected] == 0).sum()),
+        "forget_support": f_counts[selected].tolist(),
+    }
+
+
 def lcr_delta(
     forget_tokens,
     retain_tokens,
@@ -222,6 +267,7 @@ def lcr_delta(
     absent_guard: str = "paper",
     seed: int = 0,
     one_target: bool = False,
+    min_support: int = 1,
 ) -> Delta:
     """Run LCR on cached tokens and return only what changes: {layer: (indices, vectors)}.
 
@@ -229,6 +275,7 @@ def lcr_delta(
     codebooks: (Q, K, D) tensor, RVQ state dict or RVQVAE (not modified). Safe codes are drawn
     from the unselected codes present in D_r (all unselected codes if none is). One seeded
     generator serves the layers in ascending order, so the delta is deterministic.
+    min_support: only codes present in at least that many forget motions are selected.
     """
     layers = sorted(set(layers))
     if not layers:
@@ -245,9 +292,8 @@ def lcr_delta(
         codebook = _layer_codebook(codebooks, layer)
         forget_counts = _presence(forget[:, :, layer], size)
         retain_counts = _presence(retain[:, :, layer], size)
-        scores = _ratio(forget_counts, retain_counts, absent_guard)
-        normalised = scores * (len(retain) / max(len(forget), 1))
-        selected = select_codes(scores, r, rule, normalised)
+        selected = layer_selection(forget_counts, retain_counts, len(forget), len(retain), r,
+                                   rule, absent_guard, min_support)  # fmt: skip
         pool = np.flatnonzero(retain_counts > 0)
         pool = pool[~np.isin(pool, selected)]
         rows, vectors = _replacements(

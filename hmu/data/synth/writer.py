@@ -387,7 +387,6 @@ def _summary(meta: pd.DataFrame, config: SynthConfig, keywords: list[str], secon
         "action_segments": dict(sorted(segs.items())),
         "subsets": dict(sorted(Counter(base["subset"]).items())) if config.layout == "motionx"
         else {},
-        "seconds": round(seconds, 2),
     }  # fmt: skip
 
 
