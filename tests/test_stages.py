@@ -20,7 +20,7 @@ from hmu.models.checkpoint import load_module, load_vq, read_lcr_delta
 from hmu.train.generators import training_data
 
 torch.set_num_threads(1)
-METHODS = ("base", "retrain", "finetune", "lcr", "uce", "rece")
+METHODS = ("base", "retrain", "finetune", "finetune_all", "lcr", "uce", "rece")
 
 
 def run(name: str, target: str, monkeypatch=None, **patches):
@@ -48,7 +48,7 @@ def project(tmp_path_factory):
             for model in ("momask", "bamm"):
                 run("train_trans", f"tiny-{model}-{subset}")
         for model in ("momask", "bamm"):
-            for method in ("base", "retrain", "finetune", "lcr"):
+            for method in ("base", "retrain", "finetune", "finetune_all", "lcr"):
                 run("unlearn", f"tiny-{model}-{method}")
             for method in ("uce", "rece"):
                 run("unlearn_edit", f"tiny-{model}-{method}", mp, **fake)
@@ -86,13 +86,17 @@ def test_every_method_generates_through_load_generator(project, monkeypatch):
             assert gen.config.timesteps == 3
             out = gen(captions, np.array([40, 44, 48]))
             assert out.shape == (3, 48, 263) and np.isfinite(out).all(), (model, method)
-            seconds = json.loads(Path(f"metrics/tiny/{model}/{method}_unlearn.json").read_text())
-            assert seconds["unlearn_seconds"] >= 0
+            info = json.loads(Path(f"metrics/tiny/{model}/{method}_unlearn.json").read_text())
+            assert info["method"] == method and "seconds" not in json.dumps(info)
+            assert Path(f"timings/tiny/{model}/{method}_unlearn.json").exists()
     edited = load_generator("tiny", "bamm", "uce", params=params, text_encoder=FakeEncoder())
     assert torch.equal(edited.transformer.cond_emb.bias, base.cond_emb.bias)  # bias untouched
     assert not torch.equal(edited.transformer.cond_emb.weight, base.cond_emb.weight)
     delta = read_lcr_delta("models/tiny/momask/lcr/lcr_delta.safetensors")
     assert sorted(delta) == [0, 1] and all(len(rows) == 3 for rows, _ in delta.values())
+    selection = json.loads(Path("metrics/tiny/momask/lcr_unlearn.json").read_text())["selection"]
+    assert selection["min_support_1"]["selected"] == 3  # the paper's rule, reported
+    assert len(selection["min_support_1"]["forget_support"]) == 3
 
 
 def test_finetune_continues_the_base_model_on_its_codebook(project, monkeypatch, tmp_path):
@@ -115,6 +119,22 @@ def test_finetune_continues_the_base_model_on_its_codebook(project, monkeypatch,
     pieces = stage.run_finetune(tiny_params()["finetune"], "tiny", "momask", tmp_path)
     assert calls == [(("retain",), {"codebook": "all"})]
     assert pieces["vq"] == "models/tiny/vq_all" and Path(pieces["trans"]).exists()
+
+
+def test_finetune_all_control_trains_as_long_on_all_data(project, monkeypatch):
+    """The control row: the same steps as the baseline (epochs over D_r), on all training data."""
+    monkeypatch.chdir(project)
+    info = {m: json.loads(Path(f"metrics/tiny/momask/{m}_unlearn.json").read_text())
+            for m in ("finetune", "finetune_all")}  # fmt: skip
+    assert info["finetune_all"]["subset"] == "all"
+    assert info["finetune_all"]["finetune"] == tiny_params()["finetune"]
+    steps = {m: json.loads(Path(f"models/tiny/momask/{m}/live_trans/metrics.json").read_text())
+             for m in ("finetune", "finetune_all")}  # fmt: skip
+    assert steps["finetune"]["step"] == steps["finetune_all"]["step"]
+    base = load_module("models/tiny/momask_all/trans.safetensors").state_dict()
+    for m in ("finetune", "finetune_all"):
+        tuned = load_module(f"models/tiny/momask/{m}/trans.safetensors").state_dict()
+        assert any(not torch.equal(base[k], tuned[k]) for k in base), m
 
 
 def test_stage_params_errors(project, monkeypatch):

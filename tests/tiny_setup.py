@@ -91,6 +91,7 @@ def tiny_params() -> dict:
         "base": {"subset": "all"},
         "retrain": {"subset": "retain"},
         "finetune": {"epochs": 1, "residual": True, "train": {"batch_size": 4, "lr": 1e-4}},
+        "finetune_all": {"subset": "all"},
         "lcr": {
             "r": 3,
             "alpha": 1.0,
@@ -98,6 +99,7 @@ def tiny_params() -> dict:
             "rule": "ratio",
             "absent_guard": "paper",
             "one_target": False,
+            "min_support": 1,
             "seed": 0,
         },  # fmt: skip
         "edit": {
