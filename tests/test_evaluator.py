@@ -1,7 +1,6 @@
 """Evaluator: official key layout, input-order embeddings, text preprocessing, save/load,
 and training on a separable toy set."""
 
-import json
 import os
 import pickle
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from official_layout import official_layout
 
 from hmu.eval.metrics import r_precision
 from hmu.models import evaluator as ev
@@ -16,7 +16,6 @@ from hmu.train.evaluator import train_evaluator
 
 torch.set_num_threads(1)
 
-OFFICIAL_KEYS_JSON = Path("/work/shared/reference/official_keys.json")
 
 # Upstream finest.tar layout (momask-codes models/t2m_eval_modules.py, paper sizes).
 _GRU = {
@@ -73,11 +72,8 @@ def _small_evaluator(seed: int = 0, **kwargs) -> ev.Evaluator:
 
 
 def test_constant_layout_matches_reference_json():
-    if not OFFICIAL_KEYS_JSON.exists():
-        pytest.skip("reference key list not available")
-    reference = json.loads(OFFICIAL_KEYS_JSON.read_text())
     for part in OFFICIAL:
-        entry = reference[f"eval_{part}"]
+        entry = official_layout(f"eval_{part}")
         assert entry["checkpoint_key"] == part
         assert {k: tuple(v) for k, v in entry["keys"].items()} == OFFICIAL[part]
 
