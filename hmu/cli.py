@@ -3,6 +3,8 @@
     hmu generate --dataset D --model momask|bamm [--method base] --text "a man walks" \\
         [--text ...] [--prompts prompts.txt] [--length 120] [--seed 0] --out motion.gif|mp4|npy
 
+    hmu check-params [--params params.yaml]
+
     hmu import-official --dataset D --model momask --vq net_best_fid.tar --trans latest.tar \\
         --res latest.tar [--length-estimator finest.tar] --mean meta/mean.npy --std meta/std.npy \\
         [--clip-weights ViT-B-32.pt] [--method official]
@@ -127,6 +129,15 @@ def import_official_command(args: argparse.Namespace) -> list[Path]:
     return [method_file]
 
 
+def check_params_command(args: argparse.Namespace) -> list[Path]:
+    """Run `hmu check-params`: validate the whole params file against hmu.params_schema."""
+    from hmu.params_schema import check_params
+
+    check_params(path=args.params)
+    print(f"{args.params}: ok", file=sys.stderr)
+    return []
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `hmu` (one subcommand per task)."""
     parser = argparse.ArgumentParser(prog="hmu", description="Human Motion Unlearning toolkit.")
@@ -176,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--models-root", default="models", help="folder of the models (default models)"
     )
     imp.set_defaults(func=import_official_command)
+
+    chk = commands.add_parser(
+        "check-params",
+        help="check params.yaml against the schema (types, ranges, allowed values)",
+        description="Check every key of a params file; errors name the key, the value and what "
+        "is allowed.",
+    )
+    chk.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    chk.set_defaults(func=check_params_command)
     return parser
 
 

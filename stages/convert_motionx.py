@@ -13,9 +13,11 @@ from hmu.data.motionx import convert_folder
 from hmu.data.synth_check import conversion_error_cm
 from hmu.io import write_json
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def main() -> None:
+    check_params("data.motionx")
     cfg = section(load_params(), "data.motionx")
     out = processed_dir("motionx") / "converted"
     start = time.perf_counter()

@@ -15,10 +15,12 @@ from hmu.eval.reconstruction import reconstruction_metrics
 from hmu.io import write_json
 from hmu.models.checkpoint import load_vq
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
+    check_params("evaluator.threads")
     torch.set_num_threads(section(load_params(), "evaluator.threads"))
     data = ProcessedDataset.open(dataset)
     vq, mean, std = load_vq(Path("models") / dataset / f"vq_{subset}")

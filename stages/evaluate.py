@@ -17,10 +17,12 @@ from hmu.data.dataset import ProcessedDataset
 from hmu.eval.run import evaluate_method, reference_excess, samples_path, save_samples
 from hmu.io import write_json
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 
 
 def main(target: str) -> None:
     dataset, model, method = target.split("-")
+    check_params("protocol", "generation", "generator", "evaluator", f"toxicity.{dataset}.keywords")
     params = load_params()
     protocol = section(params, "protocol")
     keywords = section(params, f"toxicity.{dataset}.keywords")

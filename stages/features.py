@@ -21,6 +21,7 @@ from hmu.data.store import MotionStore, write_store
 from hmu.data.synth_check import ground_truth_labels
 from hmu.io import write_json, write_npy, write_parquet
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def _from_humanml(cfg: dict, out: Path) -> dict:
@@ -56,6 +57,7 @@ def _from_converted(cfg: dict, out: Path) -> dict:
 
 
 def main(dataset: str) -> None:
+    check_params(f"data.{dataset}")
     cfg = {**section(load_params(), f"data.{dataset}"), "name": dataset}
     out = processed_dir(dataset)
     start = time.perf_counter()

@@ -13,9 +13,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from hmu.eval.report import write_report  # noqa: E402
 from hmu.params import load_params, section  # noqa: E402
+from hmu.params_schema import check_params  # noqa: E402
 
 
 def main() -> None:
+    check_params("datasets", "models", "methods")
     params = load_params()
     write_report(
         "metrics",

@@ -12,9 +12,11 @@ import pandas as pd
 from hmu.data.toxicity import assign_split, compare_with_substring
 from hmu.io import write_json, write_parquet, write_text
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def main(dataset: str) -> None:
+    check_params(f"toxicity.{dataset}")
     cfg = section(load_params(), f"toxicity.{dataset}")
     folder = processed_dir(dataset)
     captions = pd.read_parquet(folder / "captions.parquet")

@@ -13,9 +13,11 @@ import pandas as pd
 from hmu.data.text import tag_captions
 from hmu.io import write_parquet
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def main(dataset: str) -> None:
+    check_params("text")
     cfg = section(load_params(), "text")
     folder = processed_dir(dataset)
     captions = pd.read_parquet(folder / "captions_raw.parquet")

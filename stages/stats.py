@@ -12,10 +12,12 @@ import pandas as pd
 from hmu.data.toxicity import keyword_statistics
 from hmu.io import write_json
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 from hmu.viz.plots import keyword_bars, toxicity_pie
 
 
 def main(dataset: str) -> None:
+    check_params(f"toxicity.{dataset}")
     cfg = section(load_params(), f"toxicity.{dataset}")
     folder = processed_dir(dataset)
     captions = pd.read_parquet(folder / "captions.parquet")

@@ -11,9 +11,11 @@ from pathlib import Path
 from hmu.data.synth import SynthConfig, generate_dataset
 from hmu.io import write_json
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 
 
 def main(dataset: str) -> dict:
+    check_params(f"synth.{dataset}")
     config = SynthConfig.from_params(section(load_params(), f"synth.{dataset}"))
     summary = {"dataset": dataset, **generate_dataset(Path("data/raw") / dataset, config)}
     write_json(Path("metrics") / dataset / "synth.json", summary)

@@ -11,9 +11,11 @@ import pandas as pd
 
 from hmu.models.text import encode_captions_cached, load_text_encoder
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def main(dataset: str) -> None:
+    check_params("generator.text_encoder", "generator.clip_weights")
     gen = section(load_params(), "generator")
     folder = processed_dir(dataset)
     captions = pd.read_parquet(folder / "captions.parquet", columns=["caption"])["caption"]

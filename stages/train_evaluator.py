@@ -26,12 +26,14 @@ from hmu.eval.protocol import ProtocolConfig, evaluate_set
 from hmu.io import write_json
 from hmu.models.evaluator import save_evaluator
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 from hmu.train.evaluator import caption_pairs, train_evaluator
 
 SETS = ("forget", "retain")
 
 
 def main(dataset: str) -> None:
+    check_params("evaluator", "protocol", f"toxicity.{dataset}.keywords")
     params = load_params()
     cfg = section(params, "evaluator")
     keywords = section(params, f"toxicity.{dataset}.keywords")

@@ -16,6 +16,7 @@ import torch
 from hmu.data.dataset import ProcessedDataset
 from hmu.models.checkpoint import save_module
 from hmu.params import load_params, profile_block, section, set_by_data
+from hmu.params_schema import check_params
 from hmu.train.generators import train_length_estimator, train_transformer, training_data
 from hmu.train.loop import TrainConfig
 from hmu.train.runs import finish_run, is_main, work_dir
@@ -23,6 +24,7 @@ from hmu.train.runs import finish_run, is_main, work_dir
 
 def main(target: str) -> None:
     dataset, model, subset = target.rsplit("-", 2)
+    check_params("profile", "trans", "length", "generator.threads")
     params = load_params()
     torch.set_num_threads(section(params, "generator.threads"))
     data = training_data(ProcessedDataset.open(dataset), subset)

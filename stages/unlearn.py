@@ -15,6 +15,7 @@ import time
 from hmu.data.dataset import ProcessedDataset
 from hmu.models.checkpoint import load_module, load_state, save_lcr_delta, save_module, vq_file
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 from hmu.train.finetune import finetune, finetune_config
 from hmu.train.generators import training_data
 from hmu.train.runs import work_dir
@@ -67,6 +68,7 @@ def run_finetune(cfg: dict, dataset: str, model: str, out) -> dict:
 
 def main(target: str) -> None:
     dataset, model, method = target.split("-")
+    check_params(method)
     cfg = section(load_params(), method)
     out = method_dir(dataset, model, method)
     start = time.perf_counter()
