@@ -19,11 +19,13 @@ released checkpoints into such a method (then `hmu generate --method official`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from hmu.errors import BAD_INPUT, one_line, read_text_lines
 from hmu.io import write_json, write_npy
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
@@ -35,7 +37,7 @@ def read_prompts(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--prompts: {path} not found")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line.strip() for line in read_text_lines(path, "--prompts")]
     prompts = [line for line in lines if line and not line.startswith("#")]
     if not prompts:
         raise ValueError(f"--prompts: {path} holds no prompt")
@@ -204,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         written = args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"hmu {args.command}: error: {err}", file=sys.stderr)
+    except (*BAD_INPUT, RuntimeError) as err:
+        if os.environ.get("HMU_DEBUG"):
+            raise
+        print(f"hmu {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     for path in written:
         print(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.eval.judge import load_judge
 from hmu.eval.reconstruction import reconstruction_metrics
 from hmu.io import write_json
@@ -32,4 +33,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

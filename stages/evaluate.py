@@ -8,12 +8,11 @@ retrain JSON of the same dataset and model), and meta (sizes, timings); and the 
 arrays of every part to eval/<ds>/<model>/<method>.npz for the report's paired tests.
 """
 
-import json
 import sys
 import time
-from pathlib import Path
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input, read_json
 from hmu.eval.run import evaluate_method, reference_excess, samples_path, save_samples
 from hmu.io import write_json
 from hmu.params import load_params, section
@@ -31,7 +30,7 @@ def main(target: str) -> None:
     result, samples = evaluate_method(
         dataset, model, method, protocol, keywords, threads=section(params, "evaluator.threads")
     )
-    unlearn = json.loads(Path(f"metrics/{dataset}/{model}/{method}_unlearn.json").read_text())
+    unlearn = read_json(f"metrics/{dataset}/{model}/{method}_unlearn.json")
     result["meta"] = {
         "dataset": dataset,
         "model": model,
@@ -55,4 +54,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -19,6 +19,7 @@ from hmu.data.humanml import mean_std
 from hmu.data.humanml_io import import_humanml3d
 from hmu.data.store import MotionStore, write_store
 from hmu.data.synth_check import ground_truth_labels
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_json, write_npy, write_parquet
 from hmu.params import load_params, processed_dir, section
 from hmu.params_schema import check_params
@@ -79,4 +80,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -11,6 +11,7 @@ import time
 import pandas as pd
 
 from hmu.data.text import tag_captions
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_parquet
 from hmu.params import load_params, processed_dir, section
 from hmu.params_schema import check_params
@@ -33,4 +34,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

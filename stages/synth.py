@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hmu.data.synth import SynthConfig, generate_dataset
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_json
 from hmu.params import load_params, section
 from hmu.params_schema import check_params
@@ -24,4 +25,4 @@ def main(dataset: str) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

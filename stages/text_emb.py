@@ -9,6 +9,7 @@ import sys
 
 import pandas as pd
 
+from hmu.errors import exits_on_bad_input
 from hmu.models.text import encode_captions_cached, load_text_encoder
 from hmu.params import load_params, processed_dir, section
 from hmu.params_schema import check_params
@@ -25,4 +26,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

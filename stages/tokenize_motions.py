@@ -16,6 +16,7 @@ import torch
 
 from hmu.data.dataset import write_tokens
 from hmu.data.store import MotionStore
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import load_vq
 from hmu.params import load_params, processed_dir, section
 from hmu.params_schema import check_params
@@ -36,4 +37,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

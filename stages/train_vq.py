@@ -13,6 +13,7 @@ import torch
 
 from hmu.data.dataset import ProcessedDataset, frames_tensor
 from hmu.data.humanml import momask_vq_std
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_vq
 from hmu.models.rvq import PAPER_CONFIG
 from hmu.params import load_params, profile_block, section
@@ -50,4 +51,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

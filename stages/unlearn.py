@@ -13,6 +13,7 @@ import sys
 import time
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import load_module, load_state, save_lcr_delta, save_module, vq_file
 from hmu.params import load_params, section
 from hmu.params_schema import check_params
@@ -86,4 +87,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

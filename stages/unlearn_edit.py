@@ -13,6 +13,7 @@ import time
 import torch
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import load_module, save_module
 from hmu.models.text import load_text_encoder
 from hmu.params import load_params, section
@@ -73,4 +74,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from hmu.errors import RESTORE
 from hmu.models.checkpoint import load_checked, load_state, save_state
 
 POS_CLASSES = (
@@ -472,4 +473,5 @@ def load_evaluator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     """Load an evaluator written by `save_evaluator` (eval mode)."""
     state, meta = load_state(path)
     model = Evaluator(**meta["config"], vocab=meta["vocab"])
-    return load_checked(model, state, str(path), ignore_prefixes=()).to(device).eval()
+    checked = load_checked(model, state, str(path), ignore_prefixes=(), fix=RESTORE)
+    return checked.to(device).eval()
