@@ -3,6 +3,8 @@
     hmu generate --dataset D --model momask|bamm [--method base] --text "a man walks" \\
         [--text ...] [--prompts prompts.txt] [--length 120] [--seed 0] --out motion.gif|mp4|npy
 
+    hmu check-params [--params params.yaml]
+
     hmu import-official --dataset D --model momask --vq net_best_fid.tar --trans latest.tar \\
         --res latest.tar [--length-estimator finest.tar] --mean meta/mean.npy --std meta/std.npy \\
         [--clip-weights ViT-B-32.pt] [--method official]
@@ -17,11 +19,13 @@ released checkpoints into such a method (then `hmu generate --method official`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from hmu.errors import BAD_INPUT, one_line, read_text_lines
 from hmu.io import write_json, write_npy
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
@@ -33,7 +37,7 @@ def read_prompts(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--prompts: {path} not found")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line.strip() for line in read_text_lines(path, "--prompts")]
     prompts = [line for line in lines if line and not line.startswith("#")]
     if not prompts:
         raise ValueError(f"--prompts: {path} holds no prompt")
@@ -127,6 +131,15 @@ def import_official_command(args: argparse.Namespace) -> list[Path]:
     return [method_file]
 
 
+def check_params_command(args: argparse.Namespace) -> list[Path]:
+    """Run `hmu check-params`: validate the whole params file against hmu.params_schema."""
+    from hmu.params_schema import check_params
+
+    check_params(path=args.params)
+    print(f"{args.params}: ok", file=sys.stderr)
+    return []
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `hmu` (one subcommand per task)."""
     parser = argparse.ArgumentParser(prog="hmu", description="Human Motion Unlearning toolkit.")
@@ -176,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--models-root", default="models", help="folder of the models (default models)"
     )
     imp.set_defaults(func=import_official_command)
+
+    chk = commands.add_parser(
+        "check-params",
+        help="check params.yaml against the schema (types, ranges, allowed values)",
+        description="Check every key of a params file; errors name the key, the value and what "
+        "is allowed.",
+    )
+    chk.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    chk.set_defaults(func=check_params_command)
     return parser
 
 
@@ -184,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         written = args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"hmu {args.command}: error: {err}", file=sys.stderr)
+    except (*BAD_INPUT, RuntimeError) as err:
+        if os.environ.get("HMU_DEBUG"):
+            raise
+        print(f"hmu {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     for path in written:
         print(path)

@@ -10,7 +10,6 @@ unlearning method writes, applying an LCR codebook delta when the method has one
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from hmu.data.humanml import MAX_FRAMES, UNIT
+from hmu.errors import read_json
 from hmu.io import write_json
 from hmu.models.bamm import BAMMTransformer
 from hmu.models.checkpoint import default_device, load_module, load_vq, read_lcr_delta
@@ -273,6 +273,12 @@ class T2MGenerator:
 # ---------------------------------------------------------------- loading
 
 
+STAGE_OF_METHOD = {  # the dvc.yaml stage that writes each pipeline method's method.json
+    **dict.fromkeys(("base", "retrain", "finetune", "lcr"), "unlearn"),
+    **dict.fromkeys(("uce", "rece"), "unlearn_edit"),
+}
+
+
 def _resolve(value: str | None, base: Path) -> Path | None:
     """A path from method.json: absolute as is, relative to the project root `base`."""
     if value is None:
@@ -309,6 +315,20 @@ def _text_encoder(spec: dict, params: Mapping[str, Any], root: Path) -> TextEnco
     return load_text_encoder(name, weights_path=weights)
 
 
+def missing_method_message(method_file: Path, dataset: str, model: str, method: str) -> str:
+    """Why `method` cannot be loaded and how to make it: the pipeline stage that writes it (only
+    for methods the pipeline has), the methods that exist, or `hmu import-official`."""
+    existing = sorted(p.parent.name for p in method_file.parents[1].glob("*/method.json"))
+    have = f"existing methods: {', '.join(existing)}" if existing else "no method exists yet"
+    stage = STAGE_OF_METHOD.get(method)
+    make = (
+        f"run `dvc repro {stage}@{dataset}-{model}-{method}`"
+        if stage
+        else f"import one with `hmu import-official --method {method}`"
+    )
+    return f"{method_file} not found: {have}; {make}"
+
+
 def load_generator(
     dataset: str,
     model: str,
@@ -334,8 +354,8 @@ def load_generator(
     models_root = Path(models_root)
     method_file = models_root / dataset / model / method / "method.json"
     if not method_file.is_file():
-        raise FileNotFoundError(f"{method_file} not found: run unlearn@{dataset}-{model}-{method}")
-    spec = json.loads(method_file.read_text())
+        raise FileNotFoundError(missing_method_message(method_file, dataset, model, method))
+    spec = read_json(method_file)
     missing = [k for k in ("vq", "trans") if not spec.get(k)]
     if missing:
         raise ValueError(f"{method_file}: missing {missing}")

@@ -11,12 +11,15 @@ from pathlib import Path
 
 from hmu.data.motionx import convert_folder
 from hmu.data.synth_check import conversion_error_cm
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_json
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 from hmu.timings import record_timing, since
 
 
 def main() -> None:
+    check_params("data.motionx")
     cfg = section(load_params(), "data.motionx")
     out = processed_dir("motionx") / "converted"
     start = time.perf_counter()
@@ -46,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_on_bad_input(main)()

@@ -14,15 +14,18 @@ import torch
 
 from hmu.data.dataset import ProcessedDataset
 from hmu.data.groundtruth import load_groundtruth
+from hmu.errors import exits_on_bad_input
 from hmu.eval.judge import load_judge
 from hmu.eval.reconstruction import reconstruct, reconstruction_metrics, signature_survival
 from hmu.io import write_json
 from hmu.models.checkpoint import load_vq
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
+    check_params("evaluator.threads", f"data.{dataset}.root")
     params = load_params()
     torch.set_num_threads(section(params, "evaluator.threads"))
     data = ProcessedDataset.open(dataset)
@@ -41,4 +44,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

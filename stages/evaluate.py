@@ -12,14 +12,17 @@ import sys
 import time
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.eval.run import evaluate_method, reference_excess, samples_path, save_samples
 from hmu.io import write_json
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 from hmu.timings import record_timing, since
 
 
 def main(target: str) -> None:
     dataset, model, method = target.split("-")
+    check_params("protocol", "generation", "generator", "evaluator", "precision", "bamm")
     params = load_params()
     protocol = section(params, "protocol")
     repetitions = protocol.pop("prompt_repetitions")
@@ -59,4 +62,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

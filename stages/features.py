@@ -19,8 +19,10 @@ from hmu.data.humanml import mean_std
 from hmu.data.humanml_io import import_humanml3d
 from hmu.data.store import MotionStore, write_store
 from hmu.data.synth_check import ground_truth_labels
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_json, write_npy, write_parquet
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 from hmu.timings import record_timing, since
 
 
@@ -57,6 +59,7 @@ def _from_converted(cfg: dict, out: Path) -> dict:
 
 
 def main(dataset: str) -> None:
+    check_params(f"data.{dataset}")
     cfg = {**section(load_params(), f"data.{dataset}"), "name": dataset}
     out = processed_dir(dataset)
     start = time.perf_counter()
@@ -78,4 +81,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -15,11 +15,14 @@ import pandas as pd
 
 from hmu.data import prompts as P
 from hmu.data.groundtruth import groundtruth_file
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_json, write_parquet
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def main(dataset: str) -> None:
+    check_params("prompts", f"toxicity.{dataset}.keywords", f"data.{dataset}.root")
     params = load_params()
     cfg = section(params, "prompts")
     keywords = section(params, f"toxicity.{dataset}.keywords")
@@ -45,4 +48,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -11,11 +11,14 @@ import os
 # on a shared 2-core machine (set before numpy loads)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from hmu.errors import exits_on_bad_input  # noqa: E402
 from hmu.eval.report import write_report  # noqa: E402
 from hmu.params import load_params, section  # noqa: E402
+from hmu.params_schema import check_params  # noqa: E402
 
 
 def main() -> None:
+    check_params("datasets", "models", "methods")
     params = load_params()
     write_report(
         "metrics",
@@ -31,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exits_on_bad_input(main)()

@@ -10,11 +10,14 @@ import sys
 import pandas as pd
 
 from hmu.data.toxicity import assign_split, compare_with_substring
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_json, write_parquet, write_text
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def main(dataset: str) -> None:
+    check_params(f"toxicity.{dataset}")
     cfg = section(load_params(), f"toxicity.{dataset}")
     folder = processed_dir(dataset)
     captions = pd.read_parquet(folder / "captions.parquet")
@@ -39,4 +42,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

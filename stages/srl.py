@@ -11,11 +11,14 @@ import time
 import pandas as pd
 
 from hmu.data.text import tag_captions
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_parquet
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def main(dataset: str) -> None:
+    check_params("text")
     cfg = section(load_params(), "text")
     folder = processed_dir(dataset)
     captions = pd.read_parquet(folder / "captions_raw.parquet")
@@ -31,4 +34,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -10,12 +10,15 @@ import sys
 import pandas as pd
 
 from hmu.data.toxicity import keyword_statistics
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_json
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 from hmu.viz.plots import keyword_bars, toxicity_pie
 
 
 def main(dataset: str) -> None:
+    check_params(f"toxicity.{dataset}")
     cfg = section(load_params(), f"toxicity.{dataset}")
     folder = processed_dir(dataset)
     captions = pd.read_parquet(folder / "captions.parquet")
@@ -50,4 +53,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

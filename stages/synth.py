@@ -9,12 +9,15 @@ import sys
 from pathlib import Path
 
 from hmu.data.synth import SynthConfig, generate_dataset
+from hmu.errors import exits_on_bad_input
 from hmu.io import write_json
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 from hmu.timings import record_timing
 
 
 def main(dataset: str) -> dict:
+    check_params(f"synth.{dataset}")
     config = SynthConfig.from_params(section(load_params(), f"synth.{dataset}"))
     summary = {"dataset": dataset, **generate_dataset(Path("data/raw") / dataset, config)}
     record_timing(f"{dataset}/synth", seconds=summary.pop("seconds"))
@@ -24,4 +27,4 @@ def main(dataset: str) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

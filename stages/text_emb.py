@@ -9,11 +9,14 @@ import sys
 
 import pandas as pd
 
+from hmu.errors import exits_on_bad_input
 from hmu.models.text import encode_captions_cached, load_text_encoder
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 
 
 def main(dataset: str) -> None:
+    check_params("generator.text_encoder", "generator.clip_weights")
     gen = section(load_params(), "generator")
     folder = processed_dir(dataset)
     captions = pd.read_parquet(folder / "captions.parquet", columns=["caption"])["caption"]
@@ -23,4 +26,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

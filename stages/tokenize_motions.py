@@ -16,13 +16,16 @@ import torch
 
 from hmu.data.dataset import write_tokens
 from hmu.data.store import MotionStore
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import load_vq
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 from hmu.train.vq import tokenize
 
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
+    check_params("generator.threads")
     torch.set_num_threads(section(load_params(), "generator.threads"))
     model, mean, std = load_vq(Path("models") / dataset / f"vq_{subset}")
     store = MotionStore.open(processed_dir(dataset) / "motions")
@@ -34,4 +37,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

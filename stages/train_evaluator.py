@@ -16,18 +16,21 @@ from pathlib import Path
 import torch
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.eval.instruments import fit_instruments
 from hmu.eval.judge import load_judge, test_set, toxic_labels, write_judge_assets
 from hmu.eval.protocol import ProtocolConfig, evaluate_set
 from hmu.io import write_json
 from hmu.models.evaluator import save_evaluator
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 from hmu.train.evaluator import caption_pairs, train_evaluator
 
 SETS = ("forget", "retain")
 
 
 def main(dataset: str) -> None:
+    check_params("evaluator", "protocol", f"toxicity.{dataset}.keywords")
     params = load_params()
     cfg = section(params, "evaluator")
     keywords = section(params, f"toxicity.{dataset}.keywords")
@@ -88,4 +91,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

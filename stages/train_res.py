@@ -12,8 +12,10 @@ from pathlib import Path
 import torch
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_module
 from hmu.params import load_params, profile_block, section, set_by_data
+from hmu.params_schema import check_params
 from hmu.train.generators import train_residual, training_data
 from hmu.train.loop import TrainConfig
 from hmu.train.runs import finish_run, is_main, work_dir
@@ -21,6 +23,7 @@ from hmu.train.runs import finish_run, is_main, work_dir
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
+    check_params("profile", "res", "generator.threads", "precision")
     params = load_params()
     torch.set_num_threads(section(params, "generator.threads"))
     data = training_data(ProcessedDataset.open(dataset), subset)
@@ -44,4 +47,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -14,8 +14,10 @@ from pathlib import Path
 import torch
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_module
 from hmu.params import load_params, profile_block, section, set_by_data
+from hmu.params_schema import check_params
 from hmu.timings import record_timing, since
 from hmu.train.generators import train_length_estimator, train_transformer, training_data
 from hmu.train.loop import TrainConfig
@@ -24,6 +26,7 @@ from hmu.train.runs import finish_run, is_main, work_dir
 
 def main(target: str) -> None:
     dataset, model, subset = target.rsplit("-", 2)
+    check_params("profile", "trans", "length", "generator.threads", "precision")
     params = load_params()
     torch.set_num_threads(section(params, "generator.threads"))
     data = training_data(ProcessedDataset.open(dataset), subset)
@@ -57,4 +60,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -13,9 +13,11 @@ import torch
 
 from hmu.data.dataset import ProcessedDataset, frames_tensor
 from hmu.data.humanml import momask_vq_std
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_vq
 from hmu.models.rvq import PAPER_CONFIG
 from hmu.params import load_params, profile_block, section
+from hmu.params_schema import check_params
 from hmu.train.loop import TrainConfig
 from hmu.train.runs import finish_run, is_main, work_dir
 from hmu.train.vq import train_vq
@@ -23,6 +25,7 @@ from hmu.train.vq import train_vq
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
+    check_params("profile", "vq", "generator.threads", "precision")
     params = load_params()
     torch.set_num_threads(section(params, "generator.threads"))
     model_params, train_params = profile_block(params, "vq")
@@ -48,4 +51,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

@@ -16,8 +16,10 @@ import sys
 import time
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import load_module, load_state, save_lcr_delta, save_module, vq_file
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 from hmu.train.finetune import finetune, finetune_config
 from hmu.train.generators import training_data
 from hmu.train.runs import work_dir
@@ -84,6 +86,7 @@ def run_finetune(cfg: dict, dataset: str, model: str, out, subset: str = "retain
 
 def main(target: str) -> None:
     dataset, model, method = target.split("-")
+    check_params(method, "precision", *(["finetune"] if method == "finetune_all" else []))
     params = load_params()
     cfg = section(params, method)
     out = method_dir(dataset, model, method)
@@ -106,4 +109,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

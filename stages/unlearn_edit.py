@@ -13,9 +13,11 @@ import time
 import torch
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import load_module, save_module
 from hmu.models.text import load_text_encoder
 from hmu.params import load_params, section
+from hmu.params_schema import check_params
 from hmu.unlearn.artefacts import base_pieces, method_dir, write_method
 from hmu.unlearn.prompts import edit_embeddings, sampled_captions
 from hmu.unlearn.rece import rece_edit
@@ -26,6 +28,7 @@ METHODS = ("uce", "rece")
 
 def main(target: str) -> None:
     dataset, model, method = target.split("-")
+    check_params("edit", method, "generator", f"toxicity.{dataset}.keywords")
     if method not in METHODS:
         raise ValueError(f"unlearn_edit: method must be one of {METHODS}, got {method!r}")
     params = load_params()
@@ -71,4 +74,4 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    exits_on_bad_input(main)(sys.argv[1])

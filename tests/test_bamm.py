@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from official_layout import official_layout
 
 from hmu.models.bamm import BAMMTransformer, hybrid_attention_mask
 from hmu.models.checkpoint import load_checked
@@ -17,7 +16,6 @@ from hmu.models.transformer_common import Sampling
 
 torch.set_num_threads(1)
 
-OFFICIAL = Path("/work/shared/reference/official_keys.json")
 TINY = dict(
     num_tokens=16,
     code_dim=24,
@@ -31,9 +29,7 @@ TINY = dict(
 
 
 def official() -> dict:
-    if not OFFICIAL.exists():
-        pytest.skip("official_keys.json not available")
-    return json.loads(OFFICIAL.read_text())["bamm_mask_transformer"]
+    return official_layout("bamm_mask_transformer")
 
 
 def scramble(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -1,7 +1,6 @@
 """Evaluator: official key layout, input-order embeddings, text preprocessing, save/load,
 and training on a separable toy set."""
 
-import json
 import os
 import pickle
 from pathlib import Path
@@ -9,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from official_layout import official_layout
 
 from hmu.eval.metrics import r_precision
 from hmu.models import evaluator as ev
@@ -16,7 +17,6 @@ from hmu.train.evaluator import train_evaluator
 
 torch.set_num_threads(1)
 
-OFFICIAL_KEYS_JSON = Path("/work/shared/reference/official_keys.json")
 
 # Upstream finest.tar layout (momask-codes models/t2m_eval_modules.py, paper sizes).
 _GRU = {
@@ -73,11 +73,8 @@ def _small_evaluator(seed: int = 0, **kwargs) -> ev.Evaluator:
 
 
 def test_constant_layout_matches_reference_json():
-    if not OFFICIAL_KEYS_JSON.exists():
-        pytest.skip("reference key list not available")
-    reference = json.loads(OFFICIAL_KEYS_JSON.read_text())
     for part in OFFICIAL:
-        entry = reference[f"eval_{part}"]
+        entry = official_layout(f"eval_{part}")
         assert entry["checkpoint_key"] == part
         assert {k: tuple(v) for k, v in entry["keys"].items()} == OFFICIAL[part]
 
@@ -168,6 +165,56 @@ def test_embeddings_are_in_input_order_and_match_upstream_path():
         expected = _reference_text_embedding(model, word_vecs, pos, cap_lens)
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     assert len({tuple(row.tolist()) for row in got}) == 4
+
+
+def _plain_gru(units, gru, h0, suffix):
+    """One GRU direction written out step by step over (N, in) units; the final state (H,)."""
+    w_ih, w_hh = getattr(gru, f"weight_ih_l0{suffix}"), getattr(gru, f"weight_hh_l0{suffix}")
+    b_ih, b_hh = getattr(gru, f"bias_ih_l0{suffix}"), getattr(gru, f"bias_hh_l0{suffix}")
+    h = h0
+    for x in units:
+        xr, xz, xn = (w_ih @ x + b_ih).chunk(3)
+        hr, hz, hn = (w_hh @ h + b_hh).chunk(3)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        h = (1 - z) * torch.tanh(xn + r * hn) + z * h
+    return h
+
+
+def _upstream_full_length_embedding(model, sample, length, max_len=196):
+    """Upstream, sequence-first and written out: normalise, zero-pad to max_len frames, two
+    Conv1d(k4, s2, p1) + LeakyReLU(0.2) over time, Linear, then a BiGRU over length // 4 units."""
+    padded = torch.zeros(max_len, sample.shape[-1])  # (T, D)
+    padded[:length] = (sample[:length] - model.mean) / model.std
+    x = padded[:, :-4].T[None]  # (1, 259, T)
+    for conv in (model.movement_encoder.main[0], model.movement_encoder.main[3]):
+        x = F.leaky_relu(F.conv1d(x, conv.weight, conv.bias, stride=2, padding=1), 0.2)
+    units = model.movement_encoder.out_net(x[0].T)[: length // 4]  # (N, H)
+    enc = model.motion_encoder
+    embedded = enc.input_emb(units)
+    forward = _plain_gru(embedded, enc.gru, enc.hidden[0, 0], "")
+    backward = _plain_gru(embedded.flip(0), enc.gru, enc.hidden[1, 0], "_reverse")
+    return enc.output_net(torch.cat([forward, backward]))
+
+
+def test_full_length_motion_matches_upstream_padding():
+    """A 196-frame motion gets no frames beyond 196 (upstream pads every motion to 196), also
+    when its batch holds longer arrays."""
+    model = _small_evaluator(seed=2)
+    gen = torch.Generator().manual_seed(4)
+    lengths = torch.tensor([196, 100, 192])
+    motion = torch.randn(3, 203, 263, generator=gen)
+    with torch.no_grad():
+        expected = torch.stack(
+            [
+                _upstream_full_length_embedding(model, m, int(n))
+                for m, n in zip(motion, lengths, strict=True)
+            ]
+        )
+        for frames in (196, 203):
+            got = model.motion_embedding(motion[:, :frames], lengths)
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"lengths must lie in \[4, 196\]"):
+        model.motion_embedding(motion, torch.tensor([200, 100, 192]))
 
 
 def test_motion_embedding_validates_lengths():

@@ -1,4 +1,4 @@
-"""The judge's two instruments: fitted on real motions, calibrated on validation, measured on test."""
+"""The judge's two instruments: fitted on real motions, calibrated on validation, tested on test."""
 
 import json
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from official_layout import official_layout as official
 
 from hmu.models.checkpoint import check_state_dict, load_checked
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, _layer_schedule
@@ -24,7 +23,6 @@ from hmu.models.transformer_common import (
 
 torch.set_num_threads(1)
 
-OFFICIAL = Path("/work/shared/reference/official_keys.json")
 TINY = dict(
     num_tokens=16,
     code_dim=24,
@@ -48,12 +46,6 @@ UPSTREAM_ONLY = {
     "share_weight",
     "trans",
 }
-
-
-def official(name: str) -> dict:
-    if not OFFICIAL.exists():
-        pytest.skip("official_keys.json not available")
-    return json.loads(OFFICIAL.read_text())[name]
 
 
 def paper_model(name: str) -> torch.nn.Module:

@@ -1,11 +1,11 @@
 """Official checkpoint loading: upstream key layout (official_keys.json) -> our modules."""
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 import torch
+from official_layout import official_layout as official_keys
 
 from hmu.models import official
 from hmu.models.bamm import BAMMTransformer
@@ -15,7 +15,6 @@ from hmu.models.rvq import RVQVAE
 
 torch.set_num_threads(1)
 
-OFFICIAL = Path("/work/shared/reference/official_keys.json")
 # Paper sizes -> small sizes, one consistent substitution per value (512 = codes, code width,
 # CLIP width; 513/514/515 = 512 + extra ids; 1152 = 3 x 384 attention in_proj; ...).
 SMALL = {
@@ -32,12 +31,6 @@ SMALL = {
     2048: 128,
 }
 KEEP_LAYERS = 2  # transformer layers kept of upstream's 8
-
-
-def official_keys(name: str) -> dict:
-    if not OFFICIAL.exists():
-        pytest.skip("official_keys.json not available")
-    return json.loads(OFFICIAL.read_text())[name]
 
 
 def upstream_state(name: str, small: bool, seed: int = 0) -> dict[str, torch.Tensor]:

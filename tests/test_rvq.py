@@ -1,25 +1,21 @@
 """Tests of the residual VQ-VAE (hmu.models.rvq)."""
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from official_layout import official_layout
 
 from hmu.models.rvq import PAPER_CONFIG, RVQVAE, QuantizeEMAReset, ResidualVQ, rvq_loss
 
-OFFICIAL_KEYS = Path("/work/shared/reference/official_keys.json")
 TINY = dict(nb_code=32, code_dim=16, output_emb_width=16, width=16, num_quantizers=4)
 
 torch.set_num_threads(1)
 
 
-def official_layout() -> dict:
-    if not OFFICIAL_KEYS.exists():
-        pytest.skip(f"{OFFICIAL_KEYS} not available")
-    return json.loads(OFFICIAL_KEYS.read_text())["momask_rvqvae"]
+def rvq_layout() -> dict:
+    return official_layout("momask_rvqvae")
 
 
 def random_state_dict(model: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -31,7 +27,7 @@ def random_state_dict(model: torch.nn.Module, seed: int = 0) -> dict[str, torch.
 
 
 def test_state_dict_matches_official_keys_and_shapes():
-    layout = official_layout()
+    layout = rvq_layout()
     assert layout["ctor"] == PAPER_CONFIG
     model = RVQVAE(**layout["ctor"])
     shapes = {key: list(value.shape) for key, value in model.state_dict().items()}
@@ -42,7 +38,7 @@ def test_state_dict_matches_official_keys_and_shapes():
 
 
 def test_loaded_paper_size_state_dict_encodes_decodes_and_keeps_codebooks():
-    layout = official_layout()
+    layout = rvq_layout()
     generator = torch.Generator().manual_seed(0)
     state = {
         k: torch.randn(shape, generator=generator) * 0.02 for k, shape in layout["keys"].items()

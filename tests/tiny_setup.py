@@ -87,6 +87,7 @@ def tiny_params() -> dict:
         "res": {"small": {"model": small, "train": train}},
         "length": {"small": {"model": {"hidden": 32}, "train": train}},
         "generation": {"timesteps": 3},
+        "precision": {"train": "fp32", "generate": "fp32"},
         "toxicity": {"tiny": {"keywords": ["kick", "punch"]}},
         "base": {"subset": "all"},
         "retrain": {"subset": "retain"},

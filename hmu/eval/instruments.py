@@ -71,7 +71,9 @@ def fit_instruments(
         raise ValueError(f"evaluator.instruments.max_fpr must be in [0, 1), got {max_fpr}")
     model = ac.fit_action_classifier(train[0], train[1], params=classifier_params, seed=seed)
     ac.calibrate(model, val[0], val[1], max_fpr)
-    quality = {"classifier": ac.rates(ac.score_motions(model, test[0]), test[1], float(model.threshold))}
+    quality = {
+        "classifier": ac.rates(ac.score_motions(model, test[0]), test[1], float(model.threshold))
+    }
     ac.save_action_classifier(folder / CLASSIFIER_FILE, model, {"max_fpr": max_fpr})
 
     threshold = kinematic.calibrate_threshold(

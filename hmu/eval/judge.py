@@ -36,12 +36,13 @@ def _pad_batch(motions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def embed_motion_list(evaluator: Evaluator, motions: list[np.ndarray]) -> np.ndarray:
-    """Evaluator embeddings of variable-length raw motions, in batches sorted by length."""
+    """Evaluator embeddings of variable-length raw motions, in batches sorted by length;
+    motions longer than the evaluator's max_motion_length are cut to it (as upstream's loader)."""
     order = np.argsort([len(m) for m in motions], kind="stable")
     parts = []
     for s in range(0, len(order), EMBED_BATCH):
         batch, lengths = _pad_batch([motions[i] for i in order[s : s + EMBED_BATCH]])
-        lengths = lengths // UNIT * UNIT
+        lengths = np.minimum(lengths, evaluator.max_motion_length) // UNIT * UNIT
         parts.append(evaluator.motion_embedding(torch.from_numpy(batch), lengths).numpy())
     out = np.empty_like(np.concatenate(parts))
     out[order] = np.concatenate(parts)

@@ -130,13 +130,15 @@ class ProtocolConfig:
     seed: int = 0
 
     def validate(self) -> ProtocolConfig:
-        if (
-            self.repetitions < 1
-            or self.mm_replications < 2
-            or self.mm_batches < 1
-            or self.mm_repetitions < 1
-        ):
-            raise ValueError(f"protocol params out of range: {self}")
+        """Raise ValueError naming the first field below its minimum (a 95% CI needs two
+        repetitions: one gives a CI of exactly 0); return self."""
+        minima = {"repetitions": 2, "mm_replications": 2, "mm_batches": 1, "mm_repetitions": 1}
+        for name, least in minima.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < least:
+                raise ValueError(
+                    f"protocol.{name} = {value!r} out of range: needs an integer >= {least}"
+                )
         return self
 
 

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from hmu.errors import RESTORE, read_json, read_safetensors
 from hmu.io import atomic_path, write_json
 from hmu.models.bamm import BAMMTransformer
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
@@ -70,7 +71,7 @@ def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     for p in (weights, meta_path):
         if not p.exists():
             raise FileNotFoundError(f"checkpoint file missing: {p}")
-    return load_file(str(weights)), json.loads(meta_path.read_text())
+    return read_safetensors(weights), read_json(meta_path)
 
 
 # ---------------------------------------------------------------- state dict checks
@@ -81,6 +82,7 @@ def check_state_dict(
     state: Mapping[str, torch.Tensor],
     source: str = "state dict",
     ignore_prefixes: tuple[str, ...] = UPSTREAM_IGNORED,
+    fix: str = "",
 ) -> None:
     """Raise ValueError listing the missing, unexpected and mis-shaped keys of `state`.
 
@@ -102,7 +104,7 @@ def check_state_dict(
         lines = [f"{source} does not match {type(module).__name__}:"]
         lines += [f"  {title} ({len(keys)}): " + ", ".join(keys)
                   for title, keys in problems.items() if keys]  # fmt: skip
-        raise ValueError("\n".join(lines))
+        raise ValueError("\n".join(lines + ([f"  {fix}"] if fix else [])))
 
 
 def load_checked(
@@ -110,9 +112,10 @@ def load_checked(
     state: Mapping[str, torch.Tensor],
     source: str = "state dict",
     ignore_prefixes: tuple[str, ...] = UPSTREAM_IGNORED,
+    fix: str = "",
 ) -> nn.Module:
     """`check_state_dict`, then load the weights strictly (ignored keys left out) -> module."""
-    check_state_dict(module, state, source, ignore_prefixes)
+    check_state_dict(module, state, source, ignore_prefixes, fix)
     module.load_state_dict({k: v for k, v in state.items() if not k.startswith(ignore_prefixes)})
     return module
 
@@ -134,7 +137,7 @@ def load_module(path: str | Path) -> nn.Module:
         known = sorted(MODULE_CLASSES)
         raise ValueError(f"{path}: unknown module class {name!r}; expected one of {known}")
     module = MODULE_CLASSES[name](**meta["config"])
-    return load_checked(module, state, str(path), ignore_prefixes=()).eval()
+    return load_checked(module, state, str(path), ignore_prefixes=(), fix=RESTORE).eval()
 
 
 def vq_file(path: str | Path) -> Path:
@@ -160,7 +163,7 @@ def load_vq(path: str | Path) -> tuple[RVQVAE, np.ndarray, np.ndarray]:
     state, meta = load_state(file)
     if "mean" not in meta or "std" not in meta:
         raise ValueError(f"{file}: no mean/std in its JSON (not written by save_vq)")
-    model = load_checked(RVQVAE(**meta["config"]), state, str(file), ignore_prefixes=())
+    model = load_checked(RVQVAE(**meta["config"]), state, str(file), ignore_prefixes=(), fix=RESTORE)
     mean, std = (np.asarray(meta[k], dtype=np.float32) for k in ("mean", "std"))
     return model.eval(), mean, std
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from hmu.errors import RESTORE
 from hmu.models.checkpoint import load_checked, load_state, save_state
 
 POS_CLASSES = (
@@ -52,6 +53,7 @@ VIP_CLASS = {word: cls for cls, words in reversed(VIP_WORDS.items()) for word in
 MAX_TEXT_LEN = 20  # word tokens kept per caption; sos + words + eos, padded to 22
 FOOT_CONTACT_DIMS = 4
 CHECKPOINT_PARTS = ("movement_encoder", "text_encoder", "motion_encoder")
+MAX_MOTION_LENGTH = 196  # upstream pads every motion to the dataset's max_motion_length
 
 
 def init_weight(module: nn.Module) -> None:
@@ -282,6 +284,7 @@ class Evaluator(nn.Module):
         dim_motion_hidden: int = 1024,
         dim_coemb: int = 512,
         unit_length: int = 4,
+        max_motion_length: int = MAX_MOTION_LENGTH,
         vocab: Sequence[str] | None = None,
         freeze_word_emb: bool = False,
     ):
@@ -290,9 +293,11 @@ class Evaluator(nn.Module):
             dim_pose=dim_pose, dim_movement_hidden=dim_movement_hidden,
             dim_movement_latent=dim_movement_latent, dim_word=dim_word, dim_pos=dim_pos,
             dim_text_hidden=dim_text_hidden, dim_motion_hidden=dim_motion_hidden,
-            dim_coemb=dim_coemb, unit_length=unit_length, freeze_word_emb=freeze_word_emb,
+            dim_coemb=dim_coemb, unit_length=unit_length, max_motion_length=max_motion_length,
+            freeze_word_emb=freeze_word_emb,
         )  # fmt: skip
         self.unit_length = unit_length
+        self.max_motion_length = max_motion_length
         self.movement_encoder = MovementConvEncoder(
             dim_pose - FOOT_CONTACT_DIMS, dim_movement_hidden, dim_movement_latent
         )
@@ -367,25 +372,25 @@ class Evaluator(nn.Module):
 
     def motion_embedding(self, motion: torch.Tensor, lengths) -> torch.Tensor:
         """Motion embeddings (B, dim_coemb) from raw 263-dim features (B, T, 263) with
-        `lengths` (B,) valid frames each (>= unit_length; units = lengths // unit_length).
+        `lengths` (B,) valid frames each (unit_length <= length <= max_motion_length; units =
+        lengths // unit_length).
 
-        Frames beyond a motion's length are zeroed after normalisation (upstream's padding)
-        and a few zero frames are appended, so a motion's embedding does not depend on how
-        much padding its batch has.
+        As upstream, every motion is normalised, zeroed past its length and padded (or cut) to
+        exactly max_motion_length frames, so a full-length motion sees only the convolutions'
+        own padding and no motion's embedding depends on its batch's padding.
         """
-        dim_pose = self.mean.shape[0]
+        dim_pose, max_len = self.mean.shape[0], self.max_motion_length
         if motion.ndim != 3 or motion.shape[-1] != dim_pose:
             raise ValueError(f"motion: expected (B, T, {dim_pose}), got {tuple(motion.shape)}")
         batch, frames = motion.shape[:2]
         lengths = _lengths_tensor("lengths", lengths, batch, motion.device)
-        if (lengths < self.unit_length).any() or (lengths > frames).any():
-            raise ValueError(f"lengths must lie in [{self.unit_length}, {frames}]")
-        normed = (motion - self.mean) / self.std  # (B, T, D)
-        valid = torch.arange(frames, device=motion.device)[None, :] < lengths[:, None]
-        normed = normed * valid[..., None]
-        padded_frames = -(-frames // self.unit_length) * self.unit_length + 2 * self.unit_length
-        normed = nn.functional.pad(normed, (0, 0, 0, padded_frames - frames))  # (B, T', D)
-        movements = self.movement_encoder(normed[..., :-FOOT_CONTACT_DIMS])  # (B, T'/4, H)
+        longest = min(frames, max_len)
+        if (lengths < self.unit_length).any() or (lengths > longest).any():
+            raise ValueError(f"lengths must lie in [{self.unit_length}, {longest}]")
+        normed = (motion[:, :max_len] - self.mean) / self.std  # (B, min(T, max_len), D)
+        valid = torch.arange(normed.shape[1], device=motion.device)[None, :] < lengths[:, None]
+        normed = nn.functional.pad(normed * valid[..., None], (0, 0, 0, max_len - normed.shape[1]))
+        movements = self.movement_encoder(normed[..., :-FOOT_CONTACT_DIMS])  # (B, max_len/4, H)
         return self.motion_encoder(movements, lengths // self.unit_length)
 
 
@@ -468,4 +473,5 @@ def load_evaluator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     """Load an evaluator written by `save_evaluator` (eval mode)."""
     state, meta = load_state(path)
     model = Evaluator(**meta["config"], vocab=meta["vocab"])
-    return load_checked(model, state, str(path), ignore_prefixes=()).to(device).eval()
+    checked = load_checked(model, state, str(path), ignore_prefixes=(), fix=RESTORE)
+    return checked.to(device).eval()

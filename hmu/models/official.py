@@ -151,6 +151,19 @@ def _state_dict(checkpoint: Any, kind: str, source: str) -> dict[str, torch.Tens
     )
 
 
+def _check_heads(args: Mapping[str, Any], where: str) -> None:
+    """ValueError naming the fix when latent_dim is not divisible by num_heads (the head count
+    is not in the weights: upstream trains with -n_heads, 6 by default)."""
+    dim, heads = args.get("latent_dim"), args.get("num_heads")
+    if dim is None or heads is None or (heads >= 1 and dim % heads == 0):
+        return
+    options = [h for h in range(1, 17) if dim % h == 0]
+    raise ValueError(
+        f"{where}: latent_dim {dim} is not divisible by num_heads {heads}; pass "
+        f"config={{'num_heads': N}} with the checkpoint's head count N (one of {options})"
+    )
+
+
 def from_state_dict(
     state: Mapping[str, torch.Tensor],
     kind: str,
@@ -165,9 +178,11 @@ def from_state_dict(
         raise ValueError(f"kind={kind!r}: expected one of {KINDS}")
     infer, cls = _BUILDERS[kind]
     kept = {k: v for k, v in state.items() if not k.startswith("clip_model.")}
+    args = {**infer(kept), **(config or {})}
+    _check_heads(args, f"{source} ({kind})")
     try:
-        module = cls(**{**infer(kept), **(config or {})})
-    except (ValueError, RuntimeError) as err:
+        module = cls(**args)
+    except (ValueError, RuntimeError, AssertionError) as err:
         raise ValueError(f"{source} ({kind}): {err}") from err
     return load_checked(module, kept, f"{source} ({kind})").eval()
 

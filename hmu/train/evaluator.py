@@ -258,6 +258,7 @@ def train_evaluator(
             dim_motion_hidden=cfg["dim_motion_hidden"],
             dim_coemb=cfg["dim_coemb"],
             unit_length=unit,
+            max_motion_length=cfg["max_motion_len"],
         )
         model.set_word_vectors(vectorizer, freeze=True)
         model.set_normalization(*_normalization(bank, mean, std))
