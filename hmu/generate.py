@@ -19,16 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from hmu.data.humanml import MAX_FRAMES, UNIT
 from hmu.io import write_json
 from hmu.models.bamm import BAMMTransformer
+from hmu.models.checkpoint import default_device, load_module, load_vq, read_lcr_delta
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
 from hmu.models.rvq import RVQVAE
 from hmu.models.text import LazyTextEncoder, TextEncoder, load_text_encoder
 from hmu.params import PARAMS_FILE, load_params
-from hmu.train.checkpoint import load_state
-from hmu.train.generators import load_module, load_vq
-from hmu.train.loop import device as default_device
-from hmu.train.vq import MAX_FRAMES, UNIT
 
 
 @dataclass
@@ -259,23 +257,6 @@ class T2MGenerator:
 # ---------------------------------------------------------------- loading
 
 
-def read_lcr_delta(path: str | Path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Read an LCR delta file -> {layer: (indices (r,), vectors (r, D))}.
-
-    The file is what unlearn@*-lcr writes: safetensors keys '<layer>.indices' and
-    '<layer>.vectors' (plus a JSON beside it).
-    """
-    tensors, _ = load_state(path)
-    layers = sorted({int(key.split(".", 1)[0]) for key in tensors})
-    delta = {}
-    for layer in layers:
-        try:
-            delta[layer] = (tensors[f"{layer}.indices"].long(), tensors[f"{layer}.vectors"])
-        except KeyError as err:
-            raise ValueError(f"{path}: layer {layer} lacks {err.args[0]!r}") from err
-    return delta
-
-
 def _resolve(value: str | None, base: Path) -> Path | None:
     """A path from method.json: absolute as is, relative to the project root `base`."""
     if value is None:
@@ -401,8 +382,7 @@ def import_official(
     Returns the method.json path.
     """
     from hmu.models import official
-    from hmu.train.checkpoint import save_model
-    from hmu.train.generators import save_vq
+    from hmu.models.checkpoint import save_module, save_vq
 
     if model not in ("momask", "bamm"):
         raise ValueError(f"model must be momask or bamm, got {model!r}")
@@ -424,7 +404,7 @@ def import_official(
     for name, (path, kind) in kinds.items():
         if path is not None:
             module = official.load(path, kind)
-            save_model(out / f"{name}.safetensors", module, module.config)
+            save_module(out / f"{name}.safetensors", module)
             spec[name] = named(out / f"{name}.safetensors")
     weights = str(Path(clip_weights).resolve()) if clip_weights else None
     spec["text_encoder"] = {"name": "clip", "weights": weights}

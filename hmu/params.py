@@ -1,4 +1,8 @@
-"""Reading params.yaml for the stage scripts, with clear errors for missing keys."""
+"""Reading params.yaml for the stage scripts, with clear errors for missing or bad keys.
+
+Stage scripts read their params blocks here and pass plain values, configs and arrays to the
+library, whose functions never take the params dict.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +37,24 @@ def section(params: dict[str, Any], dotted: str) -> Any:
 def processed_dir(dataset: str) -> Path:
     """data/processed/<dataset>: where a dataset's tables live."""
     return Path("data/processed") / dataset
+
+
+PROFILES = ("small", "paper")
+
+
+def profile_block(params: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model overrides, train settings) of params[name][profile] for the active `profile`."""
+    profile = section(params, "profile")
+    if profile not in PROFILES:
+        raise ValueError(f"params.yaml: profile must be one of {PROFILES}, got {profile!r}")
+    block = section(params, f"{name}.{profile}")
+    return dict(block.get("model") or {}), dict(section(params, f"{name}.{profile}.train"))
+
+
+def set_by_data(model_cfg: dict[str, Any], name: str, **sizes: Any) -> dict[str, Any]:
+    """model_cfg plus the sizes the data decides (codebook size, text width, ...); params.yaml
+    must not set them."""
+    clash = sorted(set(sizes) & set(model_cfg))
+    if clash:
+        raise ValueError(f"params.yaml {name}: {clash} are set by the data, remove them")
+    return {**model_cfg, **sizes}

@@ -22,9 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hmu.data.dataset import TokenTable  # noqa: E402
+from hmu.models.checkpoint import default_device  # noqa: E402
 from hmu.models.rvq import PAPER_CONFIG  # noqa: E402
-from hmu.train.generators import train_residual, train_transformer  # noqa: E402
-from hmu.train.loop import TrainConfig, device  # noqa: E402
+from hmu.train.generators import TokenData, train_residual, train_transformer  # noqa: E402
+from hmu.train.loop import TrainConfig  # noqa: E402
 from hmu.train.vq import train_vq  # noqa: E402
 
 MODELS = ("vq", "momask", "res", "bamm")
@@ -32,14 +34,14 @@ BATCH = {"vq": 256, "momask": 64, "res": 64, "bamm": 64}  # upstream batch sizes
 MOTIONS, TOKENS, LAYERS, CODES, TEXT_DIM, WINDOW = 2048, 49, 6, 512, 512, 64
 
 
-def random_tokens(rng: np.random.Generator):
+def random_tokens(rng: np.random.Generator) -> TokenData:
     """Token table, lengths, one caption per motion and text features, all random."""
     n_tokens = rng.integers(10, TOKENS + 1, MOTIONS)
     tokens = rng.integers(0, CODES, (MOTIONS, TOKENS, LAYERS)).astype(np.int16)
     tokens[np.arange(TOKENS)[None, :] >= n_tokens[:, None]] = -1
     text = rng.standard_normal((MOTIONS, TEXT_DIM)).astype(np.float32)
     captions = [np.array([i]) for i in range(MOTIONS)]
-    return tokens, n_tokens, np.arange(MOTIONS), captions, text
+    return TokenData(TokenTable(tokens, n_tokens, CODES), np.arange(MOTIONS), captions, text)
 
 
 def trainer(name: str, rng: np.random.Generator):
@@ -54,8 +56,8 @@ def trainer(name: str, rng: np.random.Generator):
     sizes = {"num_tokens": CODES, "clip_dim": TEXT_DIM}  # other sizes: constructor defaults
     if name == "res":
         sizes["num_quantizers"] = LAYERS
-        return lambda cfg, work: train_residual(*data, sizes, cfg, work, progress=False)
-    return lambda cfg, work: train_transformer(name, *data, sizes, cfg, work, progress=False)
+        return lambda cfg, work: train_residual(data, sizes, cfg, work, progress=False)
+    return lambda cfg, work: train_transformer(name, data, sizes, cfg, work, progress=False)
 
 
 def synchronize() -> None:
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(names) - set(MODELS))
     if unknown or args.steps < 1:
         parser.error(f"unknown models {unknown}" if unknown else "--steps must be >= 1")
-    dev = device()
+    dev = default_device()
     gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "none"
     print(
         f"torch {torch.__version__}, CUDA {torch.version.cuda}, device {dev} ({gpu}), "

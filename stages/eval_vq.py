@@ -13,8 +13,8 @@ from hmu.data.dataset import ProcessedDataset
 from hmu.eval.judge import load_judge
 from hmu.eval.reconstruction import reconstruction_metrics
 from hmu.io import write_json
+from hmu.models.checkpoint import load_vq
 from hmu.params import load_params, section
-from hmu.train.generators import load_vq
 
 
 def main(target: str) -> None:

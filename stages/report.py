@@ -1,6 +1,6 @@
 """Stage report: metrics/<ds>/<model>/<method>.json -> metrics/report.md, report.json, plots.
 
-Reads params `report.datasets`, `report.models`, `report.methods`. The tables follow the
+Reads params `datasets`, `models`, `methods`. The tables follow the
 paper's Table 1 (hmu.eval.report); missing metrics files are listed in the report. The paired
 bootstrap tests read eval/<ds>/<model>/<method>.npz where present.
 """
@@ -21,9 +21,9 @@ def main() -> None:
         "metrics",
         "metrics/report.md",
         "metrics/report_plots",
-        section(params, "report.datasets"),
-        section(params, "report.models"),
-        section(params, "report.methods"),
+        section(params, "datasets"),
+        section(params, "models"),
+        section(params, "methods"),
         out_json="metrics/report.json",
         samples_dir="eval",
     )

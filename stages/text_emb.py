@@ -7,13 +7,19 @@ data/processed/<ds>/text_emb.npy (+ text_emb.meta.json), in the same row order.
 
 import sys
 
-from hmu.params import load_params
-from hmu.train.generators import stage_text_emb
+import pandas as pd
+
+from hmu.models.text import encode_captions_cached, load_text_encoder
+from hmu.params import load_params, processed_dir, section
 
 
 def main(dataset: str) -> None:
-    embeddings = stage_text_emb(dataset, load_params())
-    print(f"text_emb@{dataset}: {embeddings.shape[0]} captions x {embeddings.shape[1]} dims")
+    gen = section(load_params(), "generator")
+    folder = processed_dir(dataset)
+    captions = pd.read_parquet(folder / "captions.parquet", columns=["caption"])["caption"]
+    encoder = load_text_encoder(gen["text_encoder"], weights_path=gen["clip_weights"])
+    emb = encode_captions_cached(captions.tolist(), encoder, folder / "text_emb.npy")
+    print(f"text_emb@{dataset}: {emb.shape[0]} captions x {emb.shape[1]} dims")
 
 
 if __name__ == "__main__":

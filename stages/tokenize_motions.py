@@ -9,15 +9,28 @@ codes; the transformers train on the train partition).
 """
 
 import sys
+import time
+from pathlib import Path
 
-from hmu.params import load_params
-from hmu.train.generators import stage_tokenize
+import torch
+
+from hmu.data.dataset import write_tokens
+from hmu.data.store import MotionStore
+from hmu.models.checkpoint import load_vq
+from hmu.params import load_params, processed_dir, section
+from hmu.train.vq import tokenize
 
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
-    summary = stage_tokenize(dataset, subset, load_params())
-    print(f"tokenize@{target}: {summary}")
+    torch.set_num_threads(section(load_params(), "generator.threads"))
+    model, mean, std = load_vq(Path("models") / dataset / f"vq_{subset}")
+    store = MotionStore.open(processed_dir(dataset) / "motions")
+    start = time.perf_counter()
+    table = tokenize(model, store, mean, std)
+    write_tokens(processed_dir(dataset) / f"tokens_{subset}.npz", table)
+    seconds = round(time.perf_counter() - start, 1)
+    print(f"tokenize@{target}: {len(table.tokens)} motions in {seconds} s")
 
 
 if __name__ == "__main__":

@@ -1,59 +1,48 @@
 """Stage train_evaluator@<dataset>: the judge of the benchmark, trained per dataset.
 
 Trains the Guo et al. evaluator on all training motions (forget and retain, as upstream) and the
-toxic-action classifier on its motion embeddings; evaluates the ground-truth rows ("Real motion")
-of both test sets with the full protocol. Writes models/<ds>/evaluator/ and
-metrics/<ds>/evaluator.json, metrics/<ds>/real.json.
+toxic-action classifier on its motion embeddings; writes the judge's precomputed assets and
+evaluates the ground-truth rows ("Real motion") of both test sets with the full protocol.
+Writes models/<ds>/evaluator/ and metrics/<ds>/evaluator.json, metrics/<ds>/real.json.
 """
 
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hmu.data.dataset import ProcessedDataset
 from hmu.eval.judge import (
-    embed_motion_list,
-    fit_classifier,
+    classifier_quality,
     load_judge,
     save_classifier,
     test_set,
-    tokens_of,
     toxic_labels,
+    train_toxic_classifier,
     write_judge_assets,
 )
 from hmu.eval.protocol import ProtocolConfig, evaluate_set
 from hmu.io import write_json
 from hmu.models.evaluator import save_evaluator
 from hmu.params import load_params, section
-from hmu.train.evaluator import train_evaluator
+from hmu.train.evaluator import caption_pairs, train_evaluator
 
 SETS = ("forget", "retain")
-
-
-def _pairs(data: ProcessedDataset, rows: np.ndarray):
-    """(motion, tokens) per caption: a motion repeats once per caption (same array object)."""
-    motions, tokens = [], []
-    for motion, caps in zip(data.motions(rows), data.captions_of(rows), strict=True):
-        for t in tokens_of(caps):
-            motions.append(motion)
-            tokens.append(t)
-    return motions, tokens
 
 
 def main(dataset: str) -> None:
     params = load_params()
     cfg = section(params, "evaluator")
     keywords = section(params, f"toxicity.{dataset}.keywords")
+    proto = ProtocolConfig(**section(params, "protocol")).validate()
     torch.set_num_threads(cfg["threads"])
     data = ProcessedDataset.open(dataset)
     out = Path("models") / dataset / "evaluator"
-    train_rows, val_rows = data.select("train"), data.select("val")
+    train_rows, val_rows, test_rows = (data.select(p) for p in ("train", "val", "test"))
     start = time.perf_counter()
-    motions, tokens = _pairs(data, train_rows)
-    val_motions, val_tokens = _pairs(data, val_rows)
+    motions, tokens = caption_pairs(data, train_rows)
+    val_motions, val_tokens = caption_pairs(data, val_rows)
     evaluator = train_evaluator(
         motions,
         tokens,
@@ -68,37 +57,32 @@ def main(dataset: str) -> None:
     save_evaluator(evaluator, out / "evaluator.safetensors")
     train_seconds = time.perf_counter() - start
 
-    test_rows = data.select("test")
-    emb_train = embed_motion_list(evaluator, data.motions(train_rows))
-    classifier = fit_classifier(emb_train, toxic_labels(data, train_rows), seed=cfg["seed"])
+    train_labels = toxic_labels(data, train_rows)
+    classifier = train_toxic_classifier(
+        evaluator, data.motions(train_rows), train_labels, seed=cfg["seed"]
+    )
     save_classifier(out / "toxic_classifier.safetensors", classifier)
-    with torch.no_grad():
-        emb_test = torch.from_numpy(embed_motion_list(evaluator, data.motions(test_rows)))
-        predicted = classifier(emb_test).numpy() >= 0.5
-    labels = toxic_labels(data, test_rows)
-    accuracy = float((predicted == labels).mean())
-    recall = float(predicted[labels].mean()) if labels.any() else float("nan")
+    test_motions, test_labels = data.motions(test_rows), toxic_labels(data, test_rows)
+    quality = classifier_quality(classifier, evaluator, test_motions, test_labels)
 
     write_judge_assets(data, evaluator, keywords, out)
     judge = load_judge(out)
-    proto = ProtocolConfig(**section(params, "protocol")).validate()
     real = {part: evaluate_set(test_set(data, part, out), None, judge, proto) for part in SETS}
-    sizes = {part: len(data.select("test", part)) for part in SETS}
     real["meta"] = {
-        "classifier_accuracy": accuracy,
-        "classifier_toxic_recall": recall,
+        "classifier_accuracy": quality["accuracy"],
+        "classifier_toxic_recall": quality["toxic_recall"],
         "repetitions": proto.repetitions,
-        "test_sizes": sizes,
+        "test_sizes": {part: len(data.select("test", part)) for part in SETS},
     }
     write_json(f"metrics/{dataset}/real.json", real)
     summary = {
         "train_seconds": round(train_seconds, 1),
         "train_pairs": len(motions),
-        "classifier_accuracy": accuracy,
-        "classifier_toxic_recall": recall,
+        "classifier_accuracy": quality["accuracy"],
+        "classifier_toxic_recall": quality["toxic_recall"],
         **{
             f"real_{s}_{k}": real[s][k]["mean"]
-            for s in ("forget", "retain")
+            for s in SETS
             for k in ("r1", "r3", "mm_dist", "fid")
         },
     }

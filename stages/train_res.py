@@ -6,14 +6,40 @@ like train_trans, sizes/optimisation from res.<profile>. Writes models/<ds>/res_
 """
 
 import sys
+import time
+from pathlib import Path
 
-from hmu.params import load_params
-from hmu.train.generators import stage_train_res
+import torch
+
+from hmu.data.dataset import ProcessedDataset
+from hmu.models.checkpoint import save_module
+from hmu.params import load_params, profile_block, section, set_by_data
+from hmu.train.generators import train_residual, training_data
+from hmu.train.loop import TrainConfig
+from hmu.train.runs import finish_run, is_main, work_dir
 
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
-    summary = stage_train_res(dataset, subset, load_params())
+    params = load_params()
+    torch.set_num_threads(section(params, "generator.threads"))
+    data = training_data(ProcessedDataset.open(dataset), subset)
+    model_params, train_params = profile_block(params, "res")
+    sizes = {
+        "num_tokens": data.table.nb_code,
+        "clip_dim": int(data.text_emb.shape[1]),
+        "num_quantizers": int(data.table.tokens.shape[2]),
+    }
+    model_cfg = set_by_data(model_params, "res", **sizes)
+    train_cfg = TrainConfig.from_params(train_params)
+    out = Path("models") / dataset / f"res_{subset}"
+    work = work_dir(dataset, f"res_{subset}", model_cfg, vars(train_cfg), *data.identity)
+    start = time.perf_counter()
+    net = train_residual(data, model_cfg, train_cfg, work, log_dir=out / "live")
+    if not is_main():
+        return
+    save_module(out / "res.safetensors", net)
+    summary = finish_run(out, start, train_cfg.steps, [work], motions=len(data.rows))
     print(f"train_res@{target}: {summary}")
 
 

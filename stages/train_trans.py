@@ -2,20 +2,57 @@
 
 Trains on the layer-0 codes of tokens_<subset>.npz (train partition of the subset), each sample
 conditioned on one of its captions' text_emb rows, with sizes/optimisation from
-trans.<model>.<profile>; then the length estimator (length.<profile>). Writes
-models/<ds>/<model>_<subset>/ (trans.safetensors/.json, length.safetensors/.json, live/,
+trans.<profile> (one block for both models); then the length estimator (length.<profile>).
+Writes models/<ds>/<model>_<subset>/ (trans.safetensors/.json, length.safetensors/.json, live/,
 train.json).
 """
 
 import sys
+import time
+from pathlib import Path
 
-from hmu.params import load_params
-from hmu.train.generators import stage_train_trans
+import torch
+
+from hmu.data.dataset import ProcessedDataset
+from hmu.models.checkpoint import save_module
+from hmu.params import load_params, profile_block, section, set_by_data
+from hmu.train.generators import train_length_estimator, train_transformer, training_data
+from hmu.train.loop import TrainConfig
+from hmu.train.runs import finish_run, is_main, work_dir
 
 
 def main(target: str) -> None:
     dataset, model, subset = target.rsplit("-", 2)
-    summary = stage_train_trans(dataset, model, subset, load_params())
+    params = load_params()
+    torch.set_num_threads(section(params, "generator.threads"))
+    data = training_data(ProcessedDataset.open(dataset), subset)
+    model_params, train_params = profile_block(params, "trans")
+    sizes = {"num_tokens": data.table.nb_code, "clip_dim": int(data.text_emb.shape[1])}
+    model_cfg = set_by_data(model_params, "trans", **sizes)
+    train_cfg = TrainConfig.from_params(train_params)
+    length_cfg, length_params = profile_block(params, "length")
+    length_train = TrainConfig.from_params(length_params)
+    out = Path("models") / dataset / f"{model}_{subset}"
+    work = work_dir(dataset, f"{model}_{subset}", model_cfg, vars(train_cfg), *data.identity)
+    length_work = work_dir(
+        dataset, f"length_{model}_{subset}", length_cfg, vars(length_train), *data.identity
+    )
+    start = time.perf_counter()
+    net = train_transformer(model, data, model_cfg, train_cfg, work, log_dir=out / "live")
+    trans_seconds = round(time.perf_counter() - start, 1)
+    estimator = train_length_estimator(data, length_cfg, length_train, length_work)
+    if not is_main():
+        return
+    save_module(out / "trans.safetensors", net)
+    save_module(out / "length.safetensors", estimator)
+    summary = finish_run(
+        out,
+        start,
+        train_cfg.steps,
+        [work, length_work],
+        motions=len(data.rows),
+        trans_seconds=trans_seconds,
+    )
     print(f"train_trans@{target}: {summary}")
 
 

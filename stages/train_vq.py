@@ -6,14 +6,44 @@ models/<ds>/vq_<subset>/ (vq.safetensors + vq.json with mean/std, live/ DVCLive,
 """
 
 import sys
+import time
+from pathlib import Path
 
-from hmu.params import load_params
-from hmu.train.generators import stage_train_vq
+import torch
+
+from hmu.data.dataset import ProcessedDataset, frames_tensor
+from hmu.data.humanml import momask_vq_std
+from hmu.models.checkpoint import save_vq
+from hmu.models.rvq import PAPER_CONFIG
+from hmu.params import load_params, profile_block, section
+from hmu.train.loop import TrainConfig
+from hmu.train.runs import finish_run, is_main, work_dir
+from hmu.train.vq import train_vq
 
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
-    summary = stage_train_vq(dataset, subset, load_params())
+    params = load_params()
+    torch.set_num_threads(section(params, "generator.threads"))
+    model_params, train_params = profile_block(params, "vq")
+    model_cfg, train_cfg = {**PAPER_CONFIG, **model_params}, TrainConfig.from_params(train_params)
+    window = int(section(params, "vq.window"))
+    data = ProcessedDataset.open(dataset)
+    vq_std = momask_vq_std(data.std)
+    frames, offsets, lengths = frames_tensor(
+        data.store, data.select("train", subset), data.mean, vq_std
+    )
+    out = Path("models") / dataset / f"vq_{subset}"
+    work = work_dir(dataset, f"vq_{subset}", model_cfg, vars(train_cfg), window, frames, lengths)
+    start = time.perf_counter()
+    model = train_vq(
+        frames, offsets, lengths, model_cfg, train_cfg, window, work, log_dir=out / "live"
+    )
+    if not is_main():
+        return
+    save_vq(out / "vq.safetensors", model, data.mean, vq_std)
+    motions = int((lengths >= window).sum())
+    summary = finish_run(out, start, train_cfg.steps, [work], motions=motions)
     print(f"train_vq@{target}: {summary}")
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from hmu.models.bamm import BAMMTransformer, hybrid_attention_mask
-from hmu.models.transformer_common import load_checked
+from hmu.models.checkpoint import load_checked
 
 torch.set_num_threads(1)
 

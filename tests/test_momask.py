@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from hmu.models.checkpoint import check_state_dict, load_checked
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, _layer_schedule
-from hmu.models.transformer_common import (
-    check_state_dict,
-    drop_condition,
-    gumbel_sample,
-    load_checked,
-    top_k_filter,
-)
+from hmu.models.transformer_common import drop_condition, gumbel_sample, top_k_filter
 
 torch.set_num_threads(1)
 

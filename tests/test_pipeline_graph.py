@@ -1,9 +1,12 @@
 """The DVC graph: changing one method's params reruns only that method's stages and the report.
 
 Builds a temporary copy of the pipeline definition with placeholder outputs, commits them so
-every stage is up to date, then edits params.yaml and asks `dvc repro --dry` what would run.
+every stage is up to date, then sets a param as `dvc exp run -S` does (DVC's own function) and
+asks `dvc repro --dry` what would run. Also: -S keeps params.yaml's layout, and the lists of
+datasets, models and methods are said once.
 """
 
+import difflib
 import os
 import re
 import shutil
@@ -77,17 +80,18 @@ def _downstream(cwd: Path, names: set[str]) -> set[str]:
     return found
 
 
-def _would_run(cwd: Path, dotted: str, value) -> set[str]:
-    """Stages `dvc repro` would run after setting a param: the changed ones (--dry) and all
-    stages downstream of them."""
-    params = yaml.safe_load((cwd / "params.yaml").read_text())
+def _set_params(path: Path, *overrides: str) -> None:
+    """Apply overrides to a params file the way `dvc exp run -S` does (DVC's own function)."""
+    from dvc.utils.hydra import apply_overrides
+
+    apply_overrides(str(path), list(overrides))
+
+
+def _would_run(cwd: Path, override: str) -> set[str]:
+    """Stages `dvc repro` would run after `dvc exp run -S <override>`: the changed ones (--dry)
+    and all stages downstream of them."""
     original = (cwd / "params.yaml").read_text()
-    node = params
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = node[part]
-    node[leaf] = value
-    (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _set_params(cwd / "params.yaml", override)
     try:
         changed = set(re.findall(r"Running stage '([^']+)'", _dvc(cwd, "repro", "--dry")))
         return changed | _downstream(cwd, changed)
@@ -95,30 +99,74 @@ def _would_run(cwd: Path, dotted: str, value) -> set[str]:
         (cwd / "params.yaml").write_text(original)
 
 
-def _method_stages(method: str) -> set[str]:
+def _method_stages(*methods: str) -> set[str]:
     return {
         f"{kind}@{ds}-{model}-{method}"
-        for kind in ("unlearn", "evaluate")
+        for method in methods
+        for kind in ("unlearn_edit" if method in ("uce", "rece") else "unlearn", "evaluate")
         for ds in ("humanml3d", "motionx")
         for model in ("momask", "bamm")
     }
 
 
 @pytest.mark.parametrize(
-    ("dotted", "value", "method"),
+    ("override", "methods"),
     [
-        ("lcr.r", 32, "lcr"),
-        ("uce.target", "walk", "uce"),
-        ("rece.epochs", 3, "rece"),
-        ("finetune.epochs", 3, "finetune"),
+        ("lcr.r=32", ["lcr"]),
+        ("uce.target=walk", ["uce"]),
+        ("edit.lam=0.2", ["uce", "rece"]),
+        pytest.param("rece.epochs=3", ["rece"], marks=pytest.mark.slow),
+        pytest.param("finetune.epochs=3", ["finetune"], marks=pytest.mark.slow),
     ],
 )
-def test_method_params_rerun_only_their_stages(pipeline, dotted, value, method):
-    assert _would_run(pipeline, dotted, value) == _method_stages(method) | {"report"}
+def test_method_params_rerun_only_their_stages(pipeline, override, methods):
+    assert _would_run(pipeline, override) == _method_stages(*methods) | {"report"}
+
+
+@pytest.mark.slow
+def test_params_of_the_inactive_profile_rerun_nothing(pipeline):
+    assert _would_run(pipeline, "trans.paper.train.steps=7") == set()
 
 
 def test_keywords_rerun_split_and_what_follows(pipeline):
-    ran = _would_run(pipeline, "toxicity.humanml3d.keywords", ["kick"])
+    ran = _would_run(pipeline, "toxicity.humanml3d.keywords=[kick]")
     assert {"split@humanml3d", "stats@humanml3d", "train_evaluator@humanml3d"} <= ran
+    assert {"unlearn_edit@humanml3d-bamm-uce", "evaluate@humanml3d-bamm-lcr"} <= ran
     assert not any("motionx" in name for name in ran)
     assert not any(name.startswith(("synth", "features", "srl")) for name in ran)
+
+
+def test_set_param_keeps_the_layout_of_params_yaml(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml: its layout must be the one DVC writes, so only the
+    lines of changed values differ (here: none for the same values, one line for lcr.r)."""
+    text = (ROOT / "params.yaml").read_text()
+    data = yaml.safe_load(text)
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    lists = [k for k, v in data.items() if isinstance(v, list)]  # datasets, models, methods
+    same = [f"{k}=[{','.join(data[k])}]" for k in lists]
+    same += ["lcr.r=16", "uce.target=''", "edit.preserve_words=[walk,run,jump,wave,sit,stand,"
+             "squat,throw,dance,turn,clap,bow]", "profile=small"]  # fmt: skip
+    _set_params(path, *same)
+    assert path.read_text() == text
+    _set_params(path, "lcr.r=32")
+    changed = [line for line in difflib.ndiff(text.splitlines(), path.read_text().splitlines())
+               if line[:2] in ("- ", "+ ")]  # fmt: skip
+    assert [" ".join(line.split("#")[0].split()) for line in changed] == ["- r: 16", "+ r: 32"]
+
+
+def test_lists_are_said_once():
+    """dvc.yaml builds its stages from params' datasets/models/methods; the two unlearn stage
+    kinds split the methods between them, and the per-dataset entries cover every dataset."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    unlearn = stages["unlearn"]["matrix"]["method"] + stages["unlearn_edit"]["matrix"]["method"]
+    assert sorted(unlearn) == sorted(params["methods"])
+    assert stages["evaluate"]["matrix"] == {
+        "dataset": "${datasets}",
+        "model": "${models}",
+        "method": "${methods}",
+    }
+    assert sorted(stages["features"]["foreach"]) == sorted(params["datasets"])
+    report_deps = [d for d in stages["report"]["deps"] if d.startswith("metrics/")]
+    assert sorted(report_deps) == sorted(f"metrics/{ds}" for ds in params["datasets"])

@@ -67,7 +67,7 @@ def test_loaded_paper_size_state_dict_encodes_decodes_and_keeps_codebooks():
 
 
 def reference_encoder_decoder(sd: dict[str, torch.Tensor]):
-    """MoMask's encoder/decoder written out with F.conv1d from REFERENCE.md section 3."""
+    """MoMask's encoder/decoder (momask-codes models/vq/encdec.py) written out with F.conv1d."""
 
     def conv(name, x, stride=1, padding=1):
         return F.conv1d(x, sd[f"{name}.weight"], sd[f"{name}.bias"], stride, padding)

@@ -1,4 +1,4 @@
-"""The shared training loop: schedule, resume, DDP equivalence, checkpoints."""
+"""The shared training loop: schedule, resume, DDP equivalence."""
 
 import os
 import socket
@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from hmu.train.checkpoint import check_keys, load_model, save_model
 from hmu.train.loop import TrainConfig, train
 
 X = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
@@ -90,13 +89,3 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path):
         p.join(timeout=60)
         assert p.exitcode == 0
     torch.testing.assert_close(torch.from_numpy(result), _flat(single), rtol=1e-4, atol=1e-5)
-
-
-def test_model_checkpoint_round_trip_and_key_errors(tmp_path):
-    model = _model()
-    save_model(tmp_path / "m", model, {"hidden": 16})
-    loaded = load_model(tmp_path / "m", lambda cfg: _model())
-    torch.testing.assert_close(_flat(loaded), _flat(model))
-    bad = {"0.weight": torch.zeros(16, 8), "extra": torch.zeros(1)}
-    with pytest.raises(KeyError, match="missing keys.*2.weight"):
-        check_keys(model, bad, "bad.tar")

@@ -57,6 +57,8 @@ from hmu.data.skeleton import (
 
 FPS = 20
 FEATURE_DIM = 263
+UNIT = 4  # frames per VQ token, and upstream's unit_length of evaluation crops
+MAX_FRAMES = 196  # the longest motion upstream's loaders use (max_motion_length)
 LEG_SCALE_JOINTS = (5, 8)  # right knee, right ankle: their bones' lengths scale the root
 FACING_SMOOTH_SIGMA = 20.0  # frames, Gaussian smoothing of the facing in the feature IK
 _Y = (0.0, 1.0, 0.0)

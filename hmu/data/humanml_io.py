@@ -39,7 +39,7 @@ from hmu.data.store import write_store
 from hmu.io import write_npy, write_parquet
 
 SPLITS = ("train", "val", "test")
-MIN_FRAMES, MAX_FRAMES = 40, 200
+KEEP_MIN_FRAMES, KEEP_MAX_FRAMES = 40, 200  # upstream loaders keep 40 <= frames < 200
 SUBRANGE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVW"  # upstream's alphabet for sub-range motions
 ERROR_REASONS = (
     "missing_file", "corrupt_npy", "wrong_shape", "nan_frames", "too_short", "empty_captions",
@@ -251,8 +251,8 @@ def import_humanml3d(
     dataset: str = "humanml3d",
     splits: tuple[str, ...] = SPLITS,
     on_error: str = "skip",
-    min_frames: int = MIN_FRAMES,
-    max_frames: int = MAX_FRAMES,
+    min_frames: int = KEEP_MIN_FRAMES,
+    max_frames: int = KEEP_MAX_FRAMES,
     fps: int = FPS,
 ) -> HumanML3DImport:
     """Read a HumanML3D-layout folder; write a MotionStore, captions and Mean/Std to `out_dir`.

@@ -1,7 +1,7 @@
 """Motion-X import: SMPL-X 322-dim clips -> SMPL parameters -> 22 joints at 20 fps -> features.
 
 Motion-X (IDEA-Research/Motion-X) stores every clip as
-motion_data/smplx_322/<subset>/.../<clip>.npy, a (T, 322) float array at 30 fps (REFERENCE.md §2):
+motion_data/smplx_322/<subset>/.../<clip>.npy, a (T, 322) float array at 30 fps (its README):
 root_orient [0:3], pose_body [3:66], pose_hand [66:156], jaw [156:159], face_expr [159:209],
 face_shape [209:309], trans [309:312], betas [312:322]. Captions are
 texts/semantic_labels/<subset>/.../<clip>.txt, and split files (train/val/test.txt) list the clip
@@ -20,6 +20,9 @@ SMPL-X to SMPL is an approximation: the first 22 joints share names and order, s
 root/body poses drive SMPL joints 0..21 index for index and SMPL's hand joints (22, 23) stay zero;
 joint locations and shape spaces differ between the models, so betas do not transfer exactly
 (exact transfer is mesh fitting).
+
+Over 450 lines because reading, SMPL conversion and the folder import share the Motion-X
+conventions described here.
 """
 
 from __future__ import annotations

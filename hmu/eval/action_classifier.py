@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hmu.data.humanml import feature_dim, feature_groups
-from hmu.train.checkpoint import check_keys, load_state, save_state
+from hmu.models.checkpoint import load_checked, load_state, save_state
 
 TOXIC_OUTPUT = "toxic"
 DEFAULT_PARAMS = {
@@ -453,6 +453,4 @@ def load_action_classifier(path: str | Path) -> ActionClassifier:
     """Rebuild the classifier that `save_action_classifier` wrote (strict keys)."""
     state, meta = load_state(path)
     model = ActionClassifier(**meta["config"])
-    check_keys(model, state, str(path))
-    model.load_state_dict(state)
-    return model.eval()
+    return load_checked(model, state, str(path), ignore_prefixes=()).eval()

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hmu.data.dataset import ProcessedDataset
+from hmu.data.dataset import ProcessedDataset, tokens_of
+from hmu.data.humanml import UNIT
 from hmu.data.toxicity import keyword_matcher
 from hmu.eval.protocol import MAX_LEN, Judge, TestSet
 from hmu.io import write_npy, write_parquet
+from hmu.models.checkpoint import load_state, save_state
 from hmu.models.evaluator import Evaluator, load_evaluator
-from hmu.train.checkpoint import load_state, save_state
 
 EMBED_BATCH = 256
 
@@ -58,6 +59,26 @@ def fit_classifier(
     return model.eval()
 
 
+def train_toxic_classifier(
+    evaluator: Evaluator, motions: list[np.ndarray], labels: np.ndarray, seed: int = 0
+) -> ToxicClassifier:
+    """The toxic-action classifier of raw motions (T, 263) with toxic labels (bool), fitted on
+    their evaluator motion embeddings."""
+    return fit_classifier(embed_motion_list(evaluator, motions), labels, seed=seed)
+
+
+@torch.no_grad()
+def classifier_quality(
+    classifier: ToxicClassifier, evaluator: Evaluator, motions: list[np.ndarray], labels
+) -> dict[str, float]:
+    """Accuracy and toxic recall (NaN without toxic motions) of the classifier at p >= 0.5."""
+    emb = torch.from_numpy(embed_motion_list(evaluator, motions))
+    predicted = classifier(emb).numpy() >= 0.5
+    labels = np.asarray(labels, dtype=bool)
+    recall = float(predicted[labels].mean()) if labels.any() else float("nan")
+    return {"accuracy": float((predicted == labels).mean()), "toxic_recall": recall}
+
+
 def save_classifier(path: Path, model: ToxicClassifier) -> None:
     save_state(path, model.state_dict(), {"dim": model.linear.in_features})
 
@@ -84,7 +105,7 @@ def embed_motion_list(evaluator: Evaluator, motions: list[np.ndarray]) -> np.nda
     parts = []
     for s in range(0, len(order), EMBED_BATCH):
         batch, lengths = _pad_batch([motions[i] for i in order[s : s + EMBED_BATCH]])
-        lengths = lengths // 4 * 4
+        lengths = lengths // UNIT * UNIT
         parts.append(evaluator.motion_embedding(torch.from_numpy(batch), lengths).numpy())
     out = np.empty_like(np.concatenate(parts))
     out[order] = np.concatenate(parts)
@@ -127,19 +148,13 @@ def make_judge(
     )
 
 
-def tokens_of(frame) -> list[list[str]]:
-    """Token lists from a captions frame's space-joined `tokens` column."""
-    return [t.split() for t in frame["tokens"].fillna("")]
-
-
 def toxic_labels(data: ProcessedDataset, rows: np.ndarray) -> np.ndarray:
     """Per-motion toxic label: ground-truth action labels when the dataset has them
     (`toxic_gt` column, embedded benchmark), else the keyword split (real data)."""
     table = data.store.table
     if "toxic_gt" in table.columns:
         return table["toxic_gt"].to_numpy()[rows].astype(bool)
-    sets = table[["motion_id"]].merge(data.splits, on="motion_id", how="left")["set"]
-    return sets.eq("forget").to_numpy()[rows]
+    return data.sets(rows) == "forget"
 
 
 def write_judge_assets(
@@ -151,13 +166,11 @@ def write_judge_assets(
     from hmu.data.text import tag_captions
     from hmu.data.toxicity import detoxify
 
-    train_ids = set(data.store.table["motion_id"].to_numpy()[data.select("train")])
-    caps = data.captions[data.captions["motion_id"].isin(train_ids)]
+    caps = data.captions_in(data.select("train"))
     regex = keyword_matcher(keywords).regex
     write_npy(folder / "ncs_caption_emb.npy", embed_token_lists(evaluator, tokens_of(caps)))
     write_npy(folder / "ncs_caption_toxic.npy", caps["caption"].str.contains(regex).to_numpy())
-    forget_ids = data.store.table["motion_id"].to_numpy()[data.select("test", "forget")]
-    detox = data.captions[data.captions["motion_id"].isin(set(forget_ids))].copy()
+    detox = data.captions_in(data.select("test", "forget")).copy()
     detox["caption"] = [detoxify(c, keywords) for c in detox["caption"]]
     detox["tokens"] = [" ".join(t) for t in tag_captions(detox["caption"].tolist())]
     write_parquet(folder / "detoxified_test_captions.parquet", detox)
@@ -181,7 +194,7 @@ def test_set(data: ProcessedDataset, subset: str, judge_folder: Path | None = No
     """The forget or retain test set; the forget set carries its detoxified captions
     (written by write_judge_assets into `judge_folder`)."""
     rows = data.select("test", subset)
-    ids = data.store.table["motion_id"].to_numpy()[rows].tolist()
+    ids = data.ids(rows).tolist()
     detox = None
     if subset == "forget":
         if judge_folder is None:

@@ -1,7 +1,7 @@
 """Text-to-motion metrics of Guo et al. (2022): FID, R-precision, MM-Dist, Diversity, MM.
 
 Pure numpy/scipy functions on embedding arrays; everything is computed in float64. The
-formulas follow the upstream evaluation protocol (REFERENCE.md section 5) so numbers are
+formulas follow the upstream evaluation (momask-codes utils/metrics.py) so numbers are
 comparable with the published tables; the protocol (batches, repetitions) lives elsewhere.
 """
 

@@ -2,7 +2,7 @@
 
 A generator is any callable `generate(texts: list[str], lengths: (B,) frames) -> (B, T, 263)`
 raw (un-normalised) HumanML3D features, zero past each length. The protocol follows the
-upstream text-to-motion evaluation (REFERENCE.md §5):
+upstream text-to-motion evaluation (momask-codes utils/eval_t2m.py, after Guo et al. 2022):
 
 - per repetition, every test motion gets one random caption and a length cropped to a multiple
   of 4 (one unit shorter with probability 1/3) with a random window; motions are shuffled and
@@ -31,12 +31,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from hmu.data.humanml import MAX_FRAMES, UNIT
 from hmu.eval import metrics
 from hmu.eval.stats import summarize
 
-UNIT = 4
 BATCH = 32
-MIN_LEN, MAX_LEN = 40, 196
+MIN_LEN, MAX_LEN = 40, MAX_FRAMES
 NCS_K = (1, 3, 5, 10)
 TOP_K = 3  # R-precision R@1..R@3
 RATE_SUFFIX = "_rate"  # a detector named "<x>_rate" reports the metric "<x>_rate"

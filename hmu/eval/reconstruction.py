@@ -10,12 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hmu.data.humanml import recover_from_ric
+from hmu.data.humanml import MAX_FRAMES, UNIT, recover_from_ric
 from hmu.eval import metrics
 from hmu.eval.protocol import pad_motions
 from hmu.models.rvq import RVQVAE
-
-UNIT, MAX_FRAMES = 4, 196
 
 
 @torch.no_grad()

@@ -4,11 +4,13 @@ Parameter names follow the upstream modules so the official checkpoint
 (text_mot_match/model/finest.tar: keys movement_encoder, text_encoder, motion_encoder) loads
 key-for-key. Our own evaluators (trained without GloVe) add a learned word-embedding table and
 its vocabulary, and every evaluator carries the mean/std its motion inputs are normalised with.
+
+Over 450 lines because the three encoders, their vocabulary and the official loader share
+the upstream key layout.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from collections import Counter
@@ -17,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from hmu.io import atomic_path, write_json
+from hmu.models.checkpoint import load_checked, load_state, save_state
 
 POS_CLASSES = (
     "VERB", "NOUN", "DET", "ADP", "NUM", "AUX", "PRON", "ADJ", "ADV",
@@ -457,27 +458,14 @@ def load_official(
     return model.eval()
 
 
-def _config_path(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
 def save_evaluator(model: Evaluator, path: str | os.PathLike) -> None:
     """Save weights (incl. mean/std and word table) as safetensors at `path` and the
     hyperparameters + vocabulary as JSON beside it (same name, .json)."""
-    path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp))
-    write_json(_config_path(path), {"config": model.config, "vocab": model.vocab})
+    save_state(path, model.state_dict(), {"config": model.config, "vocab": model.vocab})
 
 
 def load_evaluator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Evaluator:
     """Load an evaluator written by `save_evaluator` (eval mode)."""
-    path = Path(path)
-    meta = json.loads(_config_path(path).read_text(encoding="utf-8"))
+    state, meta = load_state(path)
     model = Evaluator(**meta["config"], vocab=meta["vocab"])
-    state = load_file(str(path), device="cpu")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: missing keys {missing}, unexpected keys {unexpected}")
-    return model.to(device).eval()
+    return load_checked(model, state, str(path), ignore_prefixes=()).to(device).eval()

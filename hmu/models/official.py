@@ -1,7 +1,8 @@
 """Loading the official MoMask / BAMM / evaluator checkpoints into our modules, key-for-key.
 
 Upstream checkpoints are pickled dicts (`.tar`/`.pth`) that store a state dict under one
-top-level key (REFERENCE.md §3, official_keys.json):
+top-level key (the trainers' `save` in momask-codes models/vq/vq_trainer.py and
+models/mask_transformer/transformer_trainer.py, likewise in exitudio/BAMM):
 
     rvq                   'vq_model', else 'net'            (net_best_fid.tar)
     mask_transformer      't2m_transformer', else 'trans'   (MoMask)
@@ -30,9 +31,9 @@ import torch
 from torch import nn
 
 from hmu.models.bamm import BAMMTransformer
+from hmu.models.checkpoint import load_checked
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
 from hmu.models.rvq import PAPER_CONFIG, RVQVAE
-from hmu.models.transformer_common import load_checked
 
 KINDS = (
     "rvq",
@@ -166,10 +167,9 @@ def from_state_dict(
     kept = {k: v for k, v in state.items() if not k.startswith("clip_model.")}
     try:
         module = cls(**{**infer(kept), **(config or {})})
-        load_checked(module, kept)
     except (ValueError, RuntimeError) as err:
         raise ValueError(f"{source} ({kind}): {err}") from err
-    return module.eval()
+    return load_checked(module, kept, f"{source} ({kind})").eval()
 
 
 def load(path: str | os.PathLike, kind: str, config: Mapping[str, Any] | None = None):

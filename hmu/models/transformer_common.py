@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -198,49 +198,6 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) ->
     """Share of valid positions whose argmax equals the label; logits (..., K), labels (...)."""
     hits = (logits.argmax(dim=-1) == labels) & valid
     return hits.sum().float() / valid.sum().clamp(min=1)
-
-
-def check_state_dict(
-    module: nn.Module,
-    state_dict: Mapping[str, torch.Tensor],
-    ignore_prefixes: tuple[str, ...] = ("clip_model.",),
-) -> None:
-    """Raise ValueError listing missing, unexpected and mis-shaped keys of `state_dict`.
-
-    Keys starting with one of `ignore_prefixes` (upstream's stripped CLIP weights) are not
-    reported as unexpected. Returns None when the dict loads key-for-key.
-    """
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    given = {k: tuple(v.shape) for k, v in state_dict.items() if not k.startswith(ignore_prefixes)}
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    mismatched = sorted(
-        f"{k}: checkpoint {given[k]} vs model {expected[k]}"
-        for k in set(expected) & set(given)
-        if expected[k] != given[k]
-    )
-    if missing or unexpected or mismatched:
-        lines = [f"state dict does not match {type(module).__name__}:"]
-        for title, keys in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("shape mismatches", mismatched),
-        ):
-            if keys:
-                lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys))
-        raise ValueError("\n".join(lines))
-
-
-def load_checked(
-    module: nn.Module,
-    state_dict: Mapping[str, torch.Tensor],
-    ignore_prefixes: tuple[str, ...] = ("clip_model.",),
-) -> nn.Module:
-    """check_state_dict, then load_state_dict(strict=True) without the ignored keys."""
-    check_state_dict(module, state_dict, ignore_prefixes)
-    kept = {k: v for k, v in state_dict.items() if not k.startswith(ignore_prefixes)}
-    module.load_state_dict(kept, strict=True)
-    return module
 
 
 def constructor_config(arguments: dict) -> dict:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.nn.utils import clip_grad_norm_
 from tqdm.auto import tqdm
 
+from hmu.data.dataset import ProcessedDataset, tokens_of
 from hmu.models.evaluator import (
     FOOT_CONTACT_DIMS,
     MAX_TEXT_LEN,
@@ -52,6 +53,17 @@ DEFAULT_PARAMS = {
     "unit_length": 4,
     "max_motion_len": 196,
 }
+
+
+def caption_pairs(data: ProcessedDataset, rows: np.ndarray):
+    """(motions, token lists): one pair per caption of the given store rows, a motion repeated
+    once per caption (the same array object, stored once by `train_evaluator`)."""
+    motions, tokens = [], []
+    for motion, caps in zip(data.motions(rows), data.captions_of(rows), strict=True):
+        for t in tokens_of(caps):
+            motions.append(motion)
+            tokens.append(t)
+    return motions, tokens
 
 
 @dataclass

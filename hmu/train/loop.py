@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from hmu.train.checkpoint import load_state, save_state
+from hmu.models.checkpoint import default_device, load_state, save_state
 
 
 @dataclass
@@ -63,13 +63,6 @@ class TrainConfig:
         warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps > 0 else 1.0
         decays = sum(step >= m for m in self.milestones)
         return self.lr * warm * self.gamma**decays
-
-
-def device() -> torch.device:
-    """CUDA when available (the local rank's GPU under torchrun), else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
 
 
 def _distributed() -> tuple[int, int]:
@@ -160,7 +153,7 @@ def train(
     log_dir (optional) receives DVCLive metrics (one plot per logged value).
     """
     rank, world = _distributed()
-    dev = device()
+    dev = default_device()
     model.to(dev)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hmu.data.dataset import TokenTable
+from hmu.data.humanml import MAX_FRAMES, UNIT
 from hmu.data.store import MotionStore
 from hmu.models.rvq import RVQVAE, rvq_loss
 from hmu.train.loop import TrainConfig, train
-
-UNIT = 4
-MAX_FRAMES = 196
 
 
 def window_sampler(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, window: int):
@@ -39,7 +38,7 @@ def window_sampler(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, w
 
 
 def vq_loss_fn(model, batch):
-    """Reconstruction + ric + commitment loss (REFERENCE.md §3)."""
+    """Reconstruction + ric + commitment loss (MoMask, momask-codes models/vq/vq_trainer.py)."""
     recon, commit, perplexity = model(batch)
     loss = rvq_loss(recon, batch, commit)
     return loss, {"commit": float(commit.detach()), "perplexity": float(perplexity)}
@@ -76,8 +75,8 @@ def train_vq(
 
 
 @torch.no_grad()
-def tokenize(model: RVQVAE, store: MotionStore, mean, std, batch_size: int = 256):
-    """Codes of every motion in the store: (tokens (N, 49, Q) int16 with -1 padding, n_tokens (N,)).
+def tokenize(model: RVQVAE, store: MotionStore, mean, std, batch_size: int = 256) -> TokenTable:
+    """Codes of every motion in the store: tokens (N, 49, Q) int16 with -1 padding, n_tokens (N,).
 
     Motions are cropped to a multiple of 4 frames (at most 196) from their start and encoded in
     groups of equal length, so no padding ever enters the convolution.
@@ -94,11 +93,4 @@ def tokenize(model: RVQVAE, store: MotionStore, mean, std, batch_size: int = 256
             index = offsets[chunk, None] + np.arange(length)
             x = torch.from_numpy(((np.asarray(store.data[index]) - mean) / std).astype(np.float32))
             tokens[chunk, : length // UNIT] = model.encode(x).numpy()
-    return tokens, n_tokens
-
-
-@torch.no_grad()
-def decode(model: RVQVAE, tokens: torch.Tensor, mean, std) -> np.ndarray:
-    """Codes (B, N, Q) (-1 = dropped) -> raw features (B, 4N, 263)."""
-    out = model.forward_decoder(tokens.long()).numpy()
-    return out * std + mean
+    return TokenTable(tokens, n_tokens, model.hparams["nb_code"])

@@ -29,6 +29,10 @@ def method_dir(dataset: str, model: str, method: str) -> Path:
     return MODELS / dataset / model / method
 
 
-def write_method(dataset: str, model: str, method: str, pieces: dict, info: dict) -> None:
-    """Write method.json: the pieces plus what the method did (params, timings)."""
-    write_json(method_dir(dataset, model, method) / "method.json", {**pieces, "info": info})
+def write_method(dataset: str, model: str, method: str, pieces: dict, seconds: float) -> None:
+    """Write method.json (the pieces and the method's wall time) and the time alone to
+    metrics/<ds>/<model>/<method>_unlearn.json, which the evaluation reports."""
+    write_json(
+        method_dir(dataset, model, method) / "method.json", {**pieces, "info": {"seconds": seconds}}
+    )
+    write_json(f"metrics/{dataset}/{model}/{method}_unlearn.json", {"unlearn_seconds": seconds})

@@ -19,6 +19,8 @@ Pose keys (every key missing from a keyframe takes its NEUTRAL value):
 Every primitive is written for the right side (right leg kicks, turns clockwise, steps to the
 right); the left version mirrors the pose channels. A cyclic primitive with `half=True` lists
 the first half of its cycle and gets the second half as the mirror image (a symmetric gait).
+
+Over 450 lines because it is a catalogue: one primitive per action, read as one table.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A caption is a subject ("a person", "a woman", ...) followed by one verb phrase per action,
 joined by connectors ("..., then ...", "first ..., and finally ..."). Toxic actions use explicit
-templates that contain a toxic keyword of the dataset's official list (REFERENCE.md §6), or, in
+templates that contain a toxic keyword of the dataset's official list (the paper, Sec. 6), or, in
 implicit captions, templates that describe the movement without any keyword.
 """
 

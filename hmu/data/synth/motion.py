@@ -12,6 +12,9 @@ HumanML3D's 20 fps and Motion-X's 30 fps, so both are exact subsamples of one mo
 4. forward kinematics (`hmu.data.skeleton`) gives positions around the pelvis; the lowest heel or
    toe point is put on the floor, airborne windows add a ballistic arc, and the root's
    horizontal path is driven by the stance foot (foot locking: a planted foot does not move).
+
+Over 450 lines because steps 1-4 are one pipeline over shared pose conventions; split, they
+would export each other's private helpers.
 """
 
 from __future__ import annotations

@@ -4,14 +4,18 @@ Per base motion i, a numpy Generator seeded from (seed, i) draws the actions, ti
 captions, so the dataset is the same for any number of worker processes. The dataset is written
 into a temporary sibling folder and renamed into place at the end (never half a dataset).
 
-HumanML3D layout (REFERENCE.md §1): new_joints/<id>.npy (T-1, 22, 3) = recover_from_ric of the
-features (canonical: floor y = 0, start at the origin facing +z), new_joint_vecs/<id>.npy
-(T-1, 263), texts/<id>.txt lines `caption##0.0#0.0` (tokens left empty for the text stage),
-train/val/test/all.txt, Mean.npy / Std.npy. Ids 000000..., mirrors M000000...
-Motion-X layout (REFERENCE.md §2): motion_data/smplx_322/<subset>/<clip>.npy (T, 322) at 30 fps,
-texts/semantic_labels/<subset>/<clip>.txt, split files with ids "<subset>/<clip>".
+HumanML3D layout (EricGuo5513/HumanML3D README): new_joints/<id>.npy (T-1, 22, 3) =
+recover_from_ric of the features (canonical: floor y = 0, start at the origin facing +z),
+new_joint_vecs/<id>.npy (T-1, 263), texts/<id>.txt lines `caption##0.0#0.0` (tokens left empty
+for the text stage), train/val/test/all.txt, Mean.npy / Std.npy. Ids 000000..., mirrors M000000...
+Motion-X layout (IDEA-Research/Motion-X README): motion_data/smplx_322/<subset>/<clip>.npy
+(T, 322) at 30 fps, texts/semantic_labels/<subset>/<clip>.txt, split files with ids
+"<subset>/<clip>".
 Both: _groundtruth/metadata.parquet (labels per motion and segment); Motion-X (and HumanML3D
 if asked) also _groundtruth/motions.parquet + joints.npy, the 20 fps y-up joints of every clip.
+
+Over 450 lines because drawing, building and writing a motion share its seeded Generator, whose
+draw order fixes the bytes written.
 """
 
 from __future__ import annotations
