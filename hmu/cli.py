@@ -14,8 +14,9 @@
 motion per prompt (with --length frames, else a predicted length) and writes either the joint
 positions (.npy, (B, T, 22, 3), plus <out>.json with the prompts and lengths) or one file per
 prompt (.gif/.mp4 animation or .bvh; several prompts give <stem>_<i>.<ext>). `methods` lists the
-methods the pipeline produced; `viz` renders a dataset motion or a generated batch. `import-official` turns the
-released checkpoints into such a method (then `hmu generate --method official`).
+methods the pipeline produced; `viz` renders a dataset motion or a generated batch.
+`import-official` turns the released checkpoints into such a method (then
+`hmu generate --method official`).
 """
 
 from __future__ import annotations

@@ -55,8 +55,9 @@ class Camera:
         radius = 0.5 * np.linalg.norm(high - low) + 0.25
         az, el = math.radians(azimuth), math.radians(elevation)
         # view from the front (+z) and a little to the side, looking down
-        direction = np.array([math.sin(az) * math.cos(el), math.sin(el),
-                              math.cos(az) * math.cos(el)])  # fmt: skip
+        direction = np.array(
+            [math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)]
+        )
         self.distance = radius / math.sin(math.radians(22))  # the box's sphere fits the view
         self.eye = self.target + direction * self.distance
         forward = -direction
@@ -118,17 +119,33 @@ class _Renderer:
                  for c in KINEMATIC_CHAIN]  # fmt: skip
         for k in np.argsort([-d.mean() for d in depth]):
             chain = KINEMATIC_CHAIN[k]
-            draw.line([tuple(pixels[j]) for j in chain], fill=CHAIN_COLOURS[k],
-                      width=4 * SUPERSAMPLE, joint="curve")  # fmt: skip
+            draw.line(
+                [tuple(pixels[j]) for j in chain],
+                fill=CHAIN_COLOURS[k],
+                width=4 * SUPERSAMPLE,
+                joint="curve",
+            )
         radius = 3 * SUPERSAMPLE
         for x, y in pixels:
             draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(40, 40, 40))
         head = pixels[15]
-        draw.ellipse([head[0] - 3 * radius, head[1] - 3 * radius, head[0] + 3 * radius,
-                      head[1] + 3 * radius], outline=(90, 90, 90), width=SUPERSAMPLE)  # fmt: skip
+        draw.ellipse(
+            [
+                head[0] - 3 * radius,
+                head[1] - 3 * radius,
+                head[0] + 3 * radius,
+                head[1] + 3 * radius,
+            ],
+            outline=(90, 90, 90),
+            width=SUPERSAMPLE,
+        )
         text = f"{self.title}  " if self.title else ""
-        draw.text((8 * SUPERSAMPLE, 6 * SUPERSAMPLE), f"{text}frame {index}", fill=(0, 0, 0),
-                  font=self.font)  # fmt: skip
+        draw.text(
+            (8 * SUPERSAMPLE, 6 * SUPERSAMPLE),
+            f"{text}frame {index}",
+            fill=(0, 0, 0),
+            font=self.font,
+        )
         return image.resize((self.size, self.size), Image.LANCZOS)
 
 
@@ -180,8 +197,14 @@ def render_motion(joints, path, fps: int = 20, title: str | None = None, size: i
     frames = [renderer.frame(i) for i in range(len(joints))]
     with atomic_path(path) as tmp:
         if suffix == ".gif":
-            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                           duration=round(1000 / fps), loop=0)  # fmt: skip
+            frames[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=frames[1:],
+                duration=round(1000 / fps),
+                loop=0,
+            )
         else:
             _write_mp4(tmp, frames, fps)
     return path
@@ -193,9 +216,14 @@ def _write_mp4(path: Path, frames: list[Image.Image], fps: int) -> None:
     except ImportError as err:
         raise RuntimeError("MP4 output needs imageio-ffmpeg; write a .gif instead") from err
     writer = imageio_ffmpeg.write_frames(
-        str(path), frames[0].size, fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-        macro_block_size=16, output_params=["-f", "mp4"],  # the temporary name has no .mp4
-    )  # fmt: skip
+        str(path),
+        frames[0].size,
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=16,
+        output_params=["-f", "mp4"],  # the temporary name has no .mp4
+    )
     writer.send(None)
     for frame in frames:
         writer.send(np.ascontiguousarray(np.asarray(frame.convert("RGB"))).tobytes())
@@ -232,15 +260,19 @@ def load_npy(path, index: int | None = None) -> tuple[np.ndarray, str]:
             raise ValueError(f"--index {index}: {path} holds one motion")
         return _joints_from(array), path.name
     if array.ndim not in (3, 4) or array.shape[-1] not in (3, 263):
-        raise ValueError(f"--npy {path}: expected (T, 22, 3), (B, T, 22, 3), (T, 263) or "
-                         f"(B, T, 263), got shape {array.shape}")  # fmt: skip
+        raise ValueError(
+            f"--npy {path}: expected (T, 22, 3), (B, T, 22, 3), (T, 263) or "
+            f"(B, T, 263), got shape {array.shape}"
+        )
     if index is None and len(array) != 1:
-        raise ValueError(f"--npy {path} holds {len(array)} motions: pick one with --index "
-                         f"0..{len(array) - 1}")  # fmt: skip
+        raise ValueError(
+            f"--npy {path} holds {len(array)} motions: pick one with --index 0..{len(array) - 1}"
+        )
     index = 0 if index is None else index
     if not 0 <= index < len(array):
-        raise ValueError(f"--index {index}: {path} holds {len(array)} motions "
-                         f"(0..{len(array) - 1})")  # fmt: skip
+        raise ValueError(
+            f"--index {index}: {path} holds {len(array)} motions (0..{len(array) - 1})"
+        )
     motion, title = array[index], f"{path.name}[{index}]"
     sidecar = path.with_suffix(".json")
     if sidecar.is_file():
@@ -291,9 +323,11 @@ def load_dataset_motion(dataset: str, motion_id: str, root="data/raw") -> np.nda
             return _joints_from(store.get_id(motion_id))
         known = known or sorted(store.ids)
     if not known:
-        raise FileNotFoundError(f"no motions of {dataset} under {root / dataset} (new_joints/, "
-                                f"_groundtruth/) or {root.parent / 'processed' / dataset}: run "
-                                f"`dvc repro` or point --root at the dataset's parent folder")  # fmt: skip
+        raise FileNotFoundError(
+            f"no motions of {dataset} under {root / dataset} (new_joints/, "
+            f"_groundtruth/) or {root.parent / 'processed' / dataset}: run "
+            f"`dvc repro` or point --root at the dataset's parent folder"
+        )
     raise ValueError(f"no motion {motion_id} in {dataset}; e.g. {', '.join(known[:2])}")
 
 
@@ -315,8 +349,10 @@ def find_action(dataset: str, action: str, root="data/raw") -> str:
     folder = Path(root) / dataset
     labels = load_groundtruth(folder)
     if labels is None:
-        raise FileNotFoundError(f"--action needs ground-truth labels ({groundtruth_file(folder)}, "
-                                "written by the embedded benchmark's synth stage); use --id")  # fmt: skip
+        raise FileNotFoundError(
+            f"--action needs ground-truth labels ({groundtruth_file(folder)}, "
+            "written by the embedded benchmark's synth stage); use --id"
+        )
     split = folder / "test.txt"
     ids = split.read_text().split() if split.is_file() else list(labels.index)
     ids = [i for i in ids if i in labels.index] or list(labels.index)
@@ -334,14 +370,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset folder name under --root, e.g. humanml3d")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--id", dest="motion_id", help="motion id, e.g. 000012 or kungfu/000012")
-    which.add_argument("--action", help="the first test motion doing this action (ground-truth "
-                       "labels of the embedded benchmark), e.g. front_kick")  # fmt: skip
-    which.add_argument("--npy", help="joints (T, 22, 3) or (B, T, 22, 3), or features "
-                       "(T, 263) or (B, T, 263), e.g. what `hmu generate --out x.npy` writes")  # fmt: skip
+    which.add_argument(
+        "--action",
+        help="the first test motion doing this action (ground-truth "
+        "labels of the embedded benchmark), e.g. front_kick",
+    )
+    which.add_argument(
+        "--npy",
+        help="joints (T, 22, 3) or (B, T, 22, 3), or features "
+        "(T, 263) or (B, T, 263), e.g. what `hmu generate --out x.npy` writes",
+    )
     parser.add_argument("--index", type=int, help="which motion of a --npy batch (from 0)")
     parser.add_argument("--root", default="data/raw", help="folder holding the datasets")
-    parser.add_argument("--out", required=True,
-                        help="output .gif, .mp4, .bvh (or .png with --frame)")  # fmt: skip
+    parser.add_argument(
+        "--out", required=True, help="output .gif, .mp4, .bvh (or .png with --frame)"
+    )
     parser.add_argument("--fps", type=int, default=20)
     parser.add_argument("--frame", type=int, help="write this single frame as PNG instead")
     parser.add_argument("--size", type=int, default=480)
