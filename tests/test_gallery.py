@@ -163,6 +163,8 @@ def test_page_plays_in_headless_chromium(tmp_path):
     assert 'data-cells="10"' in body  # 2 grids x (3 + 2) cells
     frames = [int(f) for f in re.findall(r'<canvas[^>]*data-frame="(\d+)"', run.stdout)]
     assert len(frames) == 10 and min(frames) > 10  # ~30 frames in 3 s of virtual time at 10 fps
+    filtered = _chromium("--virtual-time-budget=500", "--dump-dom", url + "#dataset=b&kind=safe")
+    assert 'data-cells="2"' in filtered.stdout  # grid b, the safe row, both methods
     shot = tmp_path / "gallery.png"
     _chromium("--virtual-time-budget=1500", "--window-size=1000,1400", f"--screenshot={shot}", url)
     assert shot.stat().st_size > 10_000

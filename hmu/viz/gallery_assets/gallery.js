@@ -133,7 +133,13 @@ function main() {
   const unique = (key) => [...new Set(data.grids.map((g) => g[key]))];
   const selects = [fillSelect("f-dataset", unique("dataset")),
                    fillSelect("f-model", unique("model")), fillSelect("f-kind", data.kinds)];
-  selects.forEach((s) => s.addEventListener("change", () => render(data)));
+  // index.html#dataset=humanml3d&kind=implicit opens with those filters (a link to a view)
+  const wanted = new URLSearchParams(window.location.hash.slice(1));
+  selects.forEach((s) => {
+    const v = wanted.get(s.id.slice(2));
+    if (v !== null && [...s.options].some((o) => o.value === v)) s.value = v;
+    s.addEventListener("change", () => render(data));
+  });
   render(data);
   document.body.dataset.ready = "true";
 }
