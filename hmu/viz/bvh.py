@@ -34,7 +34,7 @@ from hmu.data.rotations import qbetween, quaternion_to_matrix
 from hmu.data.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, REST_OFFSETS
 from hmu.io import write_text
 
-CHILDREN = tuple(tuple(int(c) for c in np.flatnonzero(PARENTS == j)) for j in range(NUM_JOINTS))
+CHILDREN = tuple(tuple(int(c) for c in np.flatnonzero(j == PARENTS)) for j in range(NUM_JOINTS))
 BRANCHING = tuple(j for j in range(NUM_JOINTS) if len(CHILDREN[j]) > 1)  # pelvis, spine3
 EULER_ORDER = "ZXY"  # channel order; scipy's upper case = intrinsic = Rz @ Rx @ Ry
 ROTATION_CHANNELS = "Zrotation Xrotation Yrotation"
