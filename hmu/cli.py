@@ -1,7 +1,10 @@
 """The `hmu` command line.
 
+    hmu --version
+    hmu methods [--models-root models]
+    hmu viz --dataset humanml3d --action front_kick --out kick.gif   (see hmu.viz.anim)
     hmu generate --dataset D --model momask|bamm [--method base] --text "a man walks" \\
-        [--text ...] [--prompts prompts.txt] [--length 120] [--seed 0] --out motion.gif|mp4|npy
+        [--text ...] [--prompts prompts.txt] [--length 120] [--seed 0] --out motion.gif|mp4|bvh|npy
 
     hmu check-params [--params params.yaml]
 
@@ -11,9 +14,11 @@
 
 `generate` loads models/<D>/<model>/<method>/method.json like the evaluation does, generates one
 motion per prompt (with --length frames, else a predicted length) and writes either the joint
-positions (.npy, (B, T, 22, 3), plus <out>.json with the prompts and lengths) or one animation
-per prompt (.gif/.mp4; several prompts give <stem>_<i>.<ext>). `import-official` turns the
-released checkpoints into such a method (then `hmu generate --method official`).
+positions (.npy, (B, T, 22, 3), plus <out>.json with the prompts and lengths) or one file per
+prompt (.gif/.mp4 animation or .bvh; several prompts give <stem>_<i>.<ext>). `methods` lists the
+methods the pipeline produced; `viz` renders a dataset motion or a generated batch.
+`import-official` turns the released checkpoints into such a method (then
+`hmu generate --method official`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from hmu.errors import BAD_INPUT, one_line, read_text_lines
 from hmu.io import write_json, write_npy
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
+PER_PROMPT_SUFFIXES = (*ANIMATION_SUFFIXES, ".bvh")
 FPS = 20
 
 
@@ -61,6 +67,26 @@ def _animation_paths(out: Path, count: int) -> list[Path]:
     return [out.with_name(f"{out.stem}_{i:02d}{out.suffix}") for i in range(count)]
 
 
+def version() -> str:
+    """The installed package's version ('unknown' when run from a checkout not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("hmu")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _write_bvh(joints: np.ndarray, lengths: np.ndarray, out: Path) -> list[Path]:
+    from hmu.viz.bvh import write_bvh
+
+    paths = _animation_paths(out, len(joints))
+    for motion, length, path in zip(joints, lengths, paths, strict=True):
+        write_bvh(path, motion[: max(int(length) // 4 * 4, 1)], fps=FPS)
+    return paths
+
+
 def _render(joints: np.ndarray, lengths: np.ndarray, texts: list[str], out: Path) -> list[Path]:
     try:
         from hmu.viz.anim import render_motion
@@ -79,8 +105,8 @@ def generate_command(args: argparse.Namespace) -> list[Path]:
     from hmu.generate import load_generator
 
     out = Path(args.out)
-    if out.suffix not in (".npy", *ANIMATION_SUFFIXES):
-        raise ValueError(f"--out {out}: expected a .npy, .gif or .mp4 file")
+    if out.suffix not in (".npy", *PER_PROMPT_SUFFIXES):
+        raise ValueError(f"--out {out}: expected a .npy, .gif, .mp4 or .bvh file")
     texts = list(args.text or []) + (read_prompts(args.prompts) if args.prompts else [])
     if not texts:
         raise ValueError("give at least one --text or a --prompts file")
@@ -108,6 +134,8 @@ def generate_command(args: argparse.Namespace) -> list[Path]:
             },
         )
         return [out, out.with_suffix(".json")]
+    if out.suffix == ".bvh":
+        return _write_bvh(joints, lengths, out)
     return _render(joints, lengths, texts, out)
 
 
@@ -140,9 +168,33 @@ def check_params_command(args: argparse.Namespace) -> list[Path]:
     return []
 
 
+def methods_command(args: argparse.Namespace) -> list[str]:
+    """Run `hmu methods`: one line per dataset and model with the methods found."""
+    from hmu.methods import discover_methods
+
+    found = discover_methods(args.models_root)
+    if not found:
+        raise FileNotFoundError(
+            f"no {args.models_root}/<dataset>/<model>/<method>/method.json: run `dvc repro` "
+            "(or `hmu import-official`) first"
+        )
+    return [f"{ds} {model}: {' '.join(methods)}" for ds, models in found.items()
+            for model, methods in models.items()]  # fmt: skip
+
+
+def viz_command(args: argparse.Namespace) -> list[str]:
+    """Run `hmu viz` (hmu.viz.anim's command line)."""
+    from hmu.viz.anim import run
+
+    return [run(args)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `hmu` (one subcommand per task)."""
+    from hmu.viz.anim import add_arguments as add_viz_arguments
+
     parser = argparse.ArgumentParser(prog="hmu", description="Human Motion Unlearning toolkit.")
+    parser.add_argument("--version", action="version", version=f"hmu {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = commands.add_parser(
         "generate",
@@ -166,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--models-root", default="models", help="folder of the models (default models)"
     )
-    gen.add_argument("--out", required=True, help="output .npy (joints), .gif or .mp4")
+    gen.add_argument(
+        "--out", required=True, help="output .npy (joints), .gif, .mp4 or .bvh (one per prompt)"
+    )
     gen.set_defaults(func=generate_command)
 
     imp = commands.add_parser(
@@ -198,6 +252,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     chk.set_defaults(func=check_params_command)
+
+    meth = commands.add_parser(
+        "methods",
+        help="list the methods the pipeline produced, per dataset and model",
+        description="List models/<dataset>/<model>/<method>/method.json: what `hmu generate "
+        "--method` accepts.",
+    )
+    meth.add_argument(
+        "--models-root", default="models", help="folder of the models (default models)"
+    )
+    meth.set_defaults(func=methods_command)
+
+    viz = commands.add_parser(
+        "viz",
+        help="render a dataset motion or a generated one as a GIF/MP4/PNG or a BVH file",
+        description="Render a motion as a stick-figure animation or a BVH file "
+        "(python -m hmu.viz.anim).",
+    )
+    add_viz_arguments(viz)
+    viz.set_defaults(func=viz_command)
     return parser
 
 

@@ -5,39 +5,28 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_setup import TINY, C, FakeEncoder, K, Q, tiny_vq
+from tiny_setup import (
+    TINY,
+    C,
+    FakeEncoder,
+    K,
+    Q,
+    tiny_generator,
+    tiny_vq,
+    write_method,
+    write_tiny_models,
+)
 
 import hmu.generate as generate_module
 from hmu.cli import main as cli_main
-from hmu.generate import GenerationConfig, T2MGenerator, load_generator
-from hmu.models.bamm import BAMMTransformer
-from hmu.models.checkpoint import read_lcr_delta, save_module, save_state, save_vq
+from hmu.generate import GenerationConfig, load_generator
+from hmu.models.checkpoint import read_lcr_delta, save_state
 from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
 
 torch.set_num_threads(1)
 
 
 # ---------------------------------------------------------------- generation
-
-
-def tiny_generator(kind: str, seed: int = 0, **kw) -> T2MGenerator:
-    torch.manual_seed(1)
-    sizes = {**TINY, "num_tokens": K, "clip_dim": C}
-    trans = (MaskTransformer if kind == "momask" else BAMMTransformer)(**sizes)
-    res = ResidualTransformer(**sizes, num_quantizers=Q)
-    mean, std = np.linspace(-1, 1, 263, dtype=np.float32), np.full(263, 2.0, np.float32)
-    return T2MGenerator(
-        tiny_vq(),
-        trans,
-        res,
-        FakeEncoder(),
-        mean,
-        std,
-        seed=seed,
-        length_estimator=LengthEstimator(C, 50, 32),
-        device="cpu",
-        **kw,
-    )
 
 
 @pytest.mark.parametrize("kind", ["momask", "bamm"])
@@ -87,32 +76,6 @@ def test_free_generation_and_bad_lengths():
         gen(["a", "b"], np.array([40.0, 40.0]))
     with pytest.raises(ValueError, match="unknown generation params"):
         GenerationConfig.from_params({"steps": 3})
-
-
-def write_tiny_models(root, dataset="tiny", kind="momask") -> dict:
-    """Save a tiny VQ / transformer / residual / length estimator under root/models/<ds>."""
-    models = root / "models" / dataset
-    gen = tiny_generator(kind)
-    mean, std = gen.mean, gen.std
-    save_vq(models / "vq_all" / "vq.safetensors", gen.vq, mean, std)
-    for module, path in (
-        (gen.transformer, f"{kind}_all/trans"),
-        (gen.residual, "res_all/res"),
-        (gen.length_estimator, f"{kind}_all/length"),
-    ):
-        save_module(models / f"{path}.safetensors", module)
-    return {
-        "vq": f"models/{dataset}/vq_all",
-        "trans": f"models/{dataset}/{kind}_all/trans.safetensors",
-        "res": f"models/{dataset}/res_all/res.safetensors",
-        "lcr_delta": None,
-    }
-
-
-def write_method(root, pieces, dataset="tiny", kind="momask", method="base"):
-    folder = root / "models" / dataset / kind / method
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "method.json").write_text(json.dumps({**pieces, "info": {}}))
 
 
 def test_load_generator_applies_lcr_delta_to_selected_rows_only(tmp_path):

@@ -90,6 +90,30 @@ def test_command_line(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     for name in ("a.gif", "b.png", "c.gif"):
         assert (tmp_path / name).stat().st_size > 0
-    with pytest.raises(FileNotFoundError, match="000013"):
+    with pytest.raises(SystemExit):  # one error line naming ids that exist, no traceback
         anim.main(["--dataset", "humanml3d", "--id", "000013", "--root", str(tmp_path / "raw"),
                    "--out", str(tmp_path / "d.gif")])  # fmt: skip
+    assert "no motion 000013 in humanml3d; e.g. 000012" in capsys.readouterr().err
+
+
+def test_npy_batch_needs_an_index_and_uses_the_sidecar(tmp_path):
+    batch = np.stack([_motion(20), _motion(20) + 1.0]).astype(np.float32)  # (2, 20, 22, 3)
+    np.save(tmp_path / "m.npy", batch)
+    (tmp_path / "m.json").write_text('{"texts": ["a", "b kicks"], "lengths": [20, 12]}')
+    joints, title = anim.load_npy(tmp_path / "m.npy", 1)
+    assert title == "b kicks" and np.array_equal(joints, batch[1, :12])
+    with pytest.raises(ValueError, match="--index 0..1"):
+        anim.load_npy(tmp_path / "m.npy")
+    with pytest.raises(ValueError, match="holds 2 motions"):
+        anim.load_npy(tmp_path / "m.npy", 2)
+    with pytest.raises(ValueError, match="22, 3"):
+        np.save(tmp_path / "bad.npy", np.zeros((2, 5, 21, 3)))
+        anim.load_npy(tmp_path / "bad.npy", 0)
+
+
+def test_command_line_writes_bvh(tmp_path):
+    np.save(tmp_path / "m.npy", _motion(10)[None].astype(np.float32))  # a batch of one
+    anim.main(["--npy", str(tmp_path / "m.npy"), "--out", str(tmp_path / "m.bvh")])
+    text = (tmp_path / "m.bvh").read_text()
+    assert text.startswith("HIERARCHY") and "Frames: 10" in text
+    assert text.count("JOINT ") == 21  # the root plus 21 joints

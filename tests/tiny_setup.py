@@ -1,9 +1,10 @@
-"""Tiny models, a tiny processed dataset and its params, shared by the generator tests.
+"""Tiny models (and their method.json), a tiny processed dataset and params for the tests.
 
 Not a test module: the tests import it (pytest puts tests/ on sys.path).
 """
 
 import importlib.util
+import json
 import zlib
 from pathlib import Path
 
@@ -13,7 +14,11 @@ import torch
 
 from hmu.data.humanml import mean_std
 from hmu.data.store import write_store
+from hmu.generate import T2MGenerator
 from hmu.io import write_parquet
+from hmu.models.bamm import BAMMTransformer
+from hmu.models.checkpoint import save_module, save_vq
+from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
 from hmu.models.rvq import RVQVAE
 from hmu.models.text import TextEncoder
 
@@ -44,6 +49,52 @@ def tiny_vq(seed: int = 0) -> RVQVAE:
     for layer in vq.quantizer.layers:
         layer.set_codebook(torch.randn(K, 16))
     return vq.eval()
+
+
+def tiny_generator(kind: str, seed: int = 0, **kw) -> T2MGenerator:
+    torch.manual_seed(1)
+    sizes = {**TINY, "num_tokens": K, "clip_dim": C}
+    trans = (MaskTransformer if kind == "momask" else BAMMTransformer)(**sizes)
+    res = ResidualTransformer(**sizes, num_quantizers=Q)
+    mean, std = np.linspace(-1, 1, 263, dtype=np.float32), np.full(263, 2.0, np.float32)
+    return T2MGenerator(
+        tiny_vq(),
+        trans,
+        res,
+        FakeEncoder(),
+        mean,
+        std,
+        seed=seed,
+        length_estimator=LengthEstimator(C, 50, 32),
+        device="cpu",
+        **kw,
+    )
+
+
+def write_tiny_models(root, dataset="tiny", kind="momask") -> dict:
+    """Save a tiny VQ / transformer / residual / length estimator under root/models/<ds>."""
+    models = root / "models" / dataset
+    gen = tiny_generator(kind)
+    mean, std = gen.mean, gen.std
+    save_vq(models / "vq_all" / "vq.safetensors", gen.vq, mean, std)
+    for module, path in (
+        (gen.transformer, f"{kind}_all/trans"),
+        (gen.residual, "res_all/res"),
+        (gen.length_estimator, f"{kind}_all/length"),
+    ):
+        save_module(models / f"{path}.safetensors", module)
+    return {
+        "vq": f"models/{dataset}/vq_all",
+        "trans": f"models/{dataset}/{kind}_all/trans.safetensors",
+        "res": f"models/{dataset}/res_all/res.safetensors",
+        "lcr_delta": None,
+    }
+
+
+def write_method(root, pieces, dataset="tiny", kind="momask", method="base"):
+    folder = root / "models" / dataset / kind / method
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "method.json").write_text(json.dumps({**pieces, "info": {}}))
 
 
 def write_tiny_dataset(root: Path, dataset: str = "tiny", motions: int = 24) -> None:

@@ -5,15 +5,21 @@ camera looks at the motion's bounding box from the front-left and above, the flo
 1 m grid, the root's path is drawn on the floor, and every kinematic chain has its own colour
 (right limbs warm, left limbs cool, spine grey).
 
-Command line:
-    python -m hmu.viz.anim --dataset humanml3d --id 000012 --out x.gif
-    python -m hmu.viz.anim --npy motion.npy --out x.mp4 [--fps 20] [--frame 30 --out f.png]
+Command line (also `hmu viz`):
+    python -m hmu.viz.anim --dataset humanml3d --action front_kick --out kick.gif
+    python -m hmu.viz.anim --dataset humanml3d --id 000021 --out x.mp4 [--fps 20]
+    python -m hmu.viz.anim --npy motions.npy --index 2 --out x.bvh [--frame 30 --out f.png]
+--action picks the first test motion whose ground-truth labels name that action (the embedded
+benchmark); --npy reads joints (T, 22, 3), a batch (B, T, 22, 3) as `hmu generate` writes, or
+features (T, 263) / (B, T, 263); .bvh writes a BVH file (hmu.viz.bvh) instead of a picture.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +55,9 @@ class Camera:
         radius = 0.5 * np.linalg.norm(high - low) + 0.25
         az, el = math.radians(azimuth), math.radians(elevation)
         # view from the front (+z) and a little to the side, looking down
-        direction = np.array([math.sin(az) * math.cos(el), math.sin(el),
-                              math.cos(az) * math.cos(el)])  # fmt: skip
+        direction = np.array(
+            [math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)]
+        )
         self.distance = radius / math.sin(math.radians(22))  # the box's sphere fits the view
         self.eye = self.target + direction * self.distance
         forward = -direction
@@ -112,17 +119,33 @@ class _Renderer:
                  for c in KINEMATIC_CHAIN]  # fmt: skip
         for k in np.argsort([-d.mean() for d in depth]):
             chain = KINEMATIC_CHAIN[k]
-            draw.line([tuple(pixels[j]) for j in chain], fill=CHAIN_COLOURS[k],
-                      width=4 * SUPERSAMPLE, joint="curve")  # fmt: skip
+            draw.line(
+                [tuple(pixels[j]) for j in chain],
+                fill=CHAIN_COLOURS[k],
+                width=4 * SUPERSAMPLE,
+                joint="curve",
+            )
         radius = 3 * SUPERSAMPLE
         for x, y in pixels:
             draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(40, 40, 40))
         head = pixels[15]
-        draw.ellipse([head[0] - 3 * radius, head[1] - 3 * radius, head[0] + 3 * radius,
-                      head[1] + 3 * radius], outline=(90, 90, 90), width=SUPERSAMPLE)  # fmt: skip
+        draw.ellipse(
+            [
+                head[0] - 3 * radius,
+                head[1] - 3 * radius,
+                head[0] + 3 * radius,
+                head[1] + 3 * radius,
+            ],
+            outline=(90, 90, 90),
+            width=SUPERSAMPLE,
+        )
         text = f"{self.title}  " if self.title else ""
-        draw.text((8 * SUPERSAMPLE, 6 * SUPERSAMPLE), f"{text}frame {index}", fill=(0, 0, 0),
-                  font=self.font)  # fmt: skip
+        draw.text(
+            (8 * SUPERSAMPLE, 6 * SUPERSAMPLE),
+            f"{text}frame {index}",
+            fill=(0, 0, 0),
+            font=self.font,
+        )
         return image.resize((self.size, self.size), Image.LANCZOS)
 
 
@@ -174,8 +197,14 @@ def render_motion(joints, path, fps: int = 20, title: str | None = None, size: i
     frames = [renderer.frame(i) for i in range(len(joints))]
     with atomic_path(path) as tmp:
         if suffix == ".gif":
-            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                           duration=round(1000 / fps), loop=0)  # fmt: skip
+            frames[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=frames[1:],
+                duration=round(1000 / fps),
+                loop=0,
+            )
         else:
             _write_mp4(tmp, frames, fps)
     return path
@@ -187,9 +216,14 @@ def _write_mp4(path: Path, frames: list[Image.Image], fps: int) -> None:
     except ImportError as err:
         raise RuntimeError("MP4 output needs imageio-ffmpeg; write a .gif instead") from err
     writer = imageio_ffmpeg.write_frames(
-        str(path), frames[0].size, fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-        macro_block_size=16, output_params=["-f", "mp4"],  # the temporary name has no .mp4
-    )  # fmt: skip
+        str(path),
+        frames[0].size,
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=16,
+        output_params=["-f", "mp4"],  # the temporary name has no .mp4
+    )
     writer.send(None)
     for frame in frames:
         writer.send(np.ascontiguousarray(np.asarray(frame.convert("RGB"))).tobytes())
@@ -199,57 +233,203 @@ def _write_mp4(path: Path, frames: list[Image.Image], fps: int) -> None:
 # ----------------------------------------------------------------------------- command line
 
 
-def load_motion(dataset: str | None = None, motion_id: str | None = None, npy=None,
-                root: str | Path = "data/raw") -> np.ndarray:  # fmt: skip
-    """Joints (T, 22, 3) of a dataset motion or of a .npy file.
+def _joints_from(array: np.ndarray) -> np.ndarray:
+    """Joints (T, 22, 3) of a joints array or of HumanML3D features (T, 263)."""
+    if array.ndim == 2 and array.shape[1] == 263:
+        from hmu.data.humanml import recover_from_ric
 
-    A dataset id is read from <root>/<dataset>/new_joints/<id>.npy (HumanML3D layout) or from
-    the ground-truth joint store <root>/<dataset>/_groundtruth (Motion-X layout). A .npy holds
-    joints (T, 22, 3) or HumanML3D features (T, 263), which are turned into joints.
+        array = recover_from_ric(array)
+    return _check_joints(array)
+
+
+def load_npy(path, index: int | None = None) -> tuple[np.ndarray, str]:
+    """Joints (T, 22, 3) and a title from a .npy of one motion or of a batch.
+
+    One motion: joints (T, 22, 3) or features (T, 263). A batch, (B, T, 22, 3) or (B, T, 263),
+    needs `index` unless B == 1; the `<stem>.json` that `hmu generate` writes beside it trims the
+    motion to its length and gives its prompt as the title.
     """
-    if npy is not None:
-        array = np.load(npy)
-        if array.ndim == 2 and array.shape[1] == 263:
-            from hmu.data.humanml import recover_from_ric
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--npy {path}: no such file")
+    array = np.load(path)
+    single = array.ndim == 3 and array.shape[1:] == (NUM_JOINTS, 3)
+    single = single or (array.ndim == 2 and array.shape[1] == 263)
+    if single:
+        if index not in (None, 0):
+            raise ValueError(f"--index {index}: {path} holds one motion")
+        return _joints_from(array), path.name
+    if array.ndim not in (3, 4) or array.shape[-1] not in (3, 263):
+        raise ValueError(
+            f"--npy {path}: expected (T, 22, 3), (B, T, 22, 3), (T, 263) or "
+            f"(B, T, 263), got shape {array.shape}"
+        )
+    if index is None and len(array) != 1:
+        raise ValueError(
+            f"--npy {path} holds {len(array)} motions: pick one with --index 0..{len(array) - 1}"
+        )
+    index = 0 if index is None else index
+    if not 0 <= index < len(array):
+        raise ValueError(
+            f"--index {index}: {path} holds {len(array)} motions (0..{len(array) - 1})"
+        )
+    motion, title = array[index], f"{path.name}[{index}]"
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        info = json.loads(sidecar.read_text())
+        if len(info.get("lengths", [])) == len(array):
+            motion = motion[: max(int(info["lengths"][index]), 1)]
+        if len(info.get("texts", [])) == len(array):
+            title = info["texts"][index]
+    return _joints_from(motion), title
 
-            array = recover_from_ric(array)
-        return _check_joints(array)
-    if dataset is None or motion_id is None:
-        raise ValueError("give either --npy or both --dataset and --id")
-    folder = Path(root) / dataset
-    file = folder / "new_joints" / f"{motion_id}.npy"
-    if file.is_file():
-        return _check_joints(np.load(file))
-    if (folder / "_groundtruth").is_dir():
-        from hmu.data.store import MotionStore
 
-        store = MotionStore.open(folder / "_groundtruth", array_name="joints.npy")
+def _motion_sources(dataset: str, root: Path) -> list[tuple[str, Path]]:
+    """Where a dataset's motions can be read, in order of preference."""
+    folder = root / dataset
+    return [
+        ("new_joints", folder / "new_joints"),  # HumanML3D layout: one joints file per id
+        ("groundtruth", folder / "_groundtruth"),  # embedded Motion-X: a joints store
+        ("processed", root.parent / "processed" / dataset / "motions"),  # features store
+    ]
+
+
+def _store(kind: str, path: Path):
+    from hmu.data.store import TABLE_NAME, MotionStore
+
+    array = "joints.npy" if kind == "groundtruth" else "features.npy"
+    if not (path / TABLE_NAME).is_file() or not (path / array).is_file():
+        return None
+    return MotionStore.open(path, array_name=array)
+
+
+def load_dataset_motion(dataset: str, motion_id: str, root="data/raw") -> np.ndarray:
+    """Joints (T, 22, 3) of a dataset motion: <root>/<ds>/new_joints/<id>.npy (HumanML3D layout),
+    the ground-truth joint store <root>/<ds>/_groundtruth (embedded Motion-X), or the processed
+    features store data/processed/<ds>/motions beside <root> (any dataset after `dvc repro`).
+    An unknown id raises ValueError naming two ids that exist."""
+    root = Path(root)
+    known: list[str] = []
+    for kind, path in _motion_sources(dataset, root):
+        if kind == "new_joints":
+            if (path / f"{motion_id}.npy").is_file():
+                return _check_joints(np.load(path / f"{motion_id}.npy"))
+            known = known or sorted(p.stem for p in path.glob("*.npy"))
+            continue
+        store = _store(kind, path)
+        if store is None:
+            continue
         if motion_id in set(store.ids):
-            return _check_joints(store.get_id(motion_id))
-    raise FileNotFoundError(f"{folder}: no motion {motion_id!r} (looked in new_joints/ and "
-                            "_groundtruth/)")  # fmt: skip
+            return _joints_from(store.get_id(motion_id))
+        known = known or sorted(store.ids)
+    if not known:
+        raise FileNotFoundError(
+            f"no motions of {dataset} under {root / dataset} (new_joints/, "
+            f"_groundtruth/) or {root.parent / 'processed' / dataset}: run "
+            f"`dvc repro` or point --root at the dataset's parent folder"
+        )
+    raise ValueError(f"no motion {motion_id} in {dataset}; e.g. {', '.join(known[:2])}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Render a motion as a stick-figure animation.")
+def load_motion(dataset: str | None = None, motion_id: str | None = None, npy=None,
+                root: str | Path = "data/raw", index: int | None = None) -> np.ndarray:  # fmt: skip
+    """Joints (T, 22, 3) of a dataset motion (`load_dataset_motion`) or of a .npy (`load_npy`)."""
+    if npy is not None:
+        return load_npy(npy, index)[0]
+    if dataset is None or motion_id is None:
+        raise ValueError("give either --npy or --dataset with --id or --action")
+    return load_dataset_motion(dataset, motion_id, root)
+
+
+def find_action(dataset: str, action: str, root="data/raw") -> str:
+    """The first test motion (test.txt order) of a dataset whose ground-truth labels name
+    `action`, preferring motions that do nothing else; ValueError when there is none."""
+    from hmu.data.groundtruth import groundtruth_file, load_groundtruth
+
+    folder = Path(root) / dataset
+    labels = load_groundtruth(folder)
+    if labels is None:
+        raise FileNotFoundError(
+            f"--action needs ground-truth labels ({groundtruth_file(folder)}, "
+            "written by the embedded benchmark's synth stage); use --id"
+        )
+    split = folder / "test.txt"
+    ids = split.read_text().split() if split.is_file() else list(labels.index)
+    ids = [i for i in ids if i in labels.index] or list(labels.index)
+    actions = labels.loc[ids, "actions"]
+    for wanted in (lambda a: list(a) == [action], lambda a: action in a):
+        hits = [i for i, a in zip(ids, actions, strict=True) if wanted(a)]
+        if hits:
+            return hits[0]
+    names = sorted({a for acts in actions for a in acts})
+    raise ValueError(f"no test motion of {dataset} does {action!r}; actions: {', '.join(names)}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The animation command's arguments (shared by `python -m hmu.viz.anim` and `hmu viz`)."""
     parser.add_argument("--dataset", help="dataset folder name under --root, e.g. humanml3d")
-    parser.add_argument("--id", dest="motion_id", help="motion id, e.g. 000012 or kungfu/000012")
-    parser.add_argument("--npy", help="a (T, 22, 3) joints or (T, 263) features .npy file")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--id", dest="motion_id", help="motion id, e.g. 000012 or kungfu/000012")
+    which.add_argument(
+        "--action",
+        help="the first test motion doing this action (ground-truth "
+        "labels of the embedded benchmark), e.g. front_kick",
+    )
+    which.add_argument(
+        "--npy",
+        help="joints (T, 22, 3) or (B, T, 22, 3), or features "
+        "(T, 263) or (B, T, 263), e.g. what `hmu generate --out x.npy` writes",
+    )
+    parser.add_argument("--index", type=int, help="which motion of a --npy batch (from 0)")
     parser.add_argument("--root", default="data/raw", help="folder holding the datasets")
-    parser.add_argument("--out", required=True, help="output .gif, .mp4 (or .png with --frame)")
+    parser.add_argument(
+        "--out", required=True, help="output .gif, .mp4, .bvh (or .png with --frame)"
+    )
     parser.add_argument("--fps", type=int, default=20)
     parser.add_argument("--frame", type=int, help="write this single frame as PNG instead")
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--title", help="text drawn in the corner (default: the id or file)")
-    args = parser.parse_args(argv)
-    joints = load_motion(args.dataset, args.motion_id, args.npy, args.root)
-    title = args.title or args.motion_id or Path(args.npy).name
-    if args.frame is not None:
-        render_frame(joints, args.frame, args.out, args.size, title)
+
+
+def run(args: argparse.Namespace) -> str:
+    """Render what the parsed arguments ask for; returns a one-line summary."""
+    out = Path(args.out)
+    if args.npy is not None:
+        joints, title = load_npy(args.npy, args.index)
     else:
-        render_motion(joints, args.out, args.fps, title, args.size)
-    print(f"wrote {args.out} ({len(joints)} frames)")
+        if args.dataset is None or (args.motion_id is None and args.action is None):
+            raise ValueError("give --npy, or --dataset with --id or --action")
+        motion_id = args.motion_id or find_action(args.dataset, args.action, args.root)
+        joints = load_dataset_motion(args.dataset, motion_id, args.root)
+        title = motion_id if args.action is None else f"{motion_id} ({args.action})"
+    title = args.title or title
+    if out.suffix.lower() == ".bvh":
+        if args.frame is not None:
+            raise ValueError("--frame writes a PNG; drop it for --out .bvh")
+        from hmu.viz.bvh import write_bvh
+
+        write_bvh(out, joints, fps=args.fps)
+    elif args.frame is not None:
+        render_frame(joints, args.frame, out, args.size, title)
+        return f"wrote {out} (frame {args.frame} of {title})"
+    else:
+        render_motion(joints, out, args.fps, title, args.size)
+    return f"wrote {out} ({title}, {len(joints)} frames)"
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Command line entry point; bad input gives one error line and exit code 2."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Render a motion as a stick-figure animation or a BVH file."
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        print(run(args))
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(prog="python -m hmu.viz.anim"))
