@@ -235,6 +235,14 @@ class PromptsBlock(Block):
     mirrors: bool
 
 
+class GalleryBlock(Block):
+    """Stage gallery (hmu.viz.gallery)."""
+
+    per_kind: Positive
+    seed: Seed
+    fps: Literal[1, 2, 4, 5, 10, 20]
+
+
 class PrecisionBlock(Block):
     train: Literal["fp32", "bf16"]
     generate: Literal["fp32", "bf16"]
@@ -283,6 +291,7 @@ class Params(Block):
     length: ProfilesBlock
     generation: GenerationBlock
     bamm: BammBlock
+    gallery: GalleryBlock
     precision: PrecisionBlock
 
     @model_validator(mode="after")

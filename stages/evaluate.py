@@ -25,7 +25,6 @@ def main(target: str) -> None:
     check_params("protocol", "generation", "generator", "evaluator", "precision", "bamm")
     params = load_params()
     protocol = section(params, "protocol")
-    repetitions = protocol.pop("prompt_repetitions")
     data = ProcessedDataset.open(dataset)
     start = time.perf_counter()
     result, samples = evaluate_method(
@@ -34,14 +33,13 @@ def main(target: str) -> None:
         method,
         protocol,
         threads=section(params, "evaluator.threads"),
-        prompt_repetitions=repetitions,
     )
     result["meta"] = {
         "dataset": dataset,
         "model": model,
         "method": method,
         "repetitions": protocol["repetitions"],
-        "prompt_repetitions": repetitions,
+        "prompt_repetitions": protocol["prompt_repetitions"],
         "mm_replications": protocol["mm_replications"],
         "test_sizes": {s: len(data.select("test", s)) for s in ("forget", "retain")},
     }

@@ -14,8 +14,10 @@ import numpy as np
 import torch
 
 from hmu.data.dataset import ProcessedDataset
+from hmu.errors import exits_on_bad_input
 from hmu.generate import load_generator
 from hmu.params import load_params, processed_dir, section
+from hmu.params_schema import check_params
 from hmu.viz.gallery import (
     gallery_prompts,
     grid,
@@ -34,20 +36,21 @@ def dataset_grids(dataset: str, params: dict) -> list[dict]:
     data = ProcessedDataset.open(dataset)
     keywords = section(params, f"toxicity.{dataset}.keywords")
     prompts = gallery_prompts(data, keywords, cfg["per_kind"], cfg["seed"])
-    probability = judge_probability(Path("models") / dataset / "evaluator")
+    probability, thresholds = judge_probability(Path("models") / dataset / "evaluator")
     # the text_emb stage already encoded every caption with the generators' encoder
     cache = (data.captions["caption"].tolist(), np.load(processed_dir(dataset) / "text_emb.npy"))
     grids = []
     for model in section(params, "models"):
         columns = {}
-        for method in section(params, "methods"):
+        for method in ["retrain", *section(params, "methods")]:
             generate = load_generator(dataset, model, method, seed=cfg["seed"], text_cache=cache)
-            columns[method] = method_cells(generate, prompts, probability, cfg["fps"])
+            columns[method] = method_cells(generate, prompts, probability, cfg["fps"], thresholds)
         grids.append(grid(dataset, model, prompts, columns))
     return grids
 
 
 def main(out: Path = OUT) -> None:
+    check_params("datasets", "models", "methods", "gallery", "generation", "generator")
     params = load_params()
     torch.set_num_threads(section(params, "generator.threads"))
     cfg = section(params, "gallery")
@@ -58,4 +61,4 @@ def main(out: Path = OUT) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
+    exits_on_bad_input(main)(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

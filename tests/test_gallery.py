@@ -28,6 +28,9 @@ from hmu.viz import gallery as G
 torch.set_num_threads(1)
 KEYWORDS = ["kick"]
 
+GENERATION = {"cond_scale": 4.0, "res_cond_scale": 5.0, "refine_cond_scale": 3.0,
+              "temperature": 1.0, "topk": 0.9, "batch_size": 256}  # fmt: skip
+
 
 def _tiny_project(root):
     """data/processed/tiny with a keyword caption on every forget motion (caption 0)."""
@@ -75,6 +78,7 @@ def test_cells_hold_the_generated_joints_and_verdicts():
         assert cells[i]["frames"] == expected.tolist()
         assert cells[i]["row"] == i and -1 <= cells[i]["strike"] <= 1
     assert [c["toxic"] for c in cells] == [0.9, 0.1]
+    assert [c["toxic_flag"] for c in cells] == [True, False]  # default threshold 0.5
     again = G.method_cells(tiny_generator("momask", seed=5), prompts, None, fps=10)
     assert [c["frames"] for c in again] == [c["frames"] for c in cells]  # a column = a seed
     assert again[0]["toxic"] is None
@@ -120,15 +124,16 @@ def test_stage_writes_the_gallery(tmp_path, monkeypatch):
         write_method(tmp_path, pieces, method=method)
     captions = data.captions["caption"].tolist()
     np.save(tmp_path / "data/processed/tiny/text_emb.npy", FakeEncoder().encode(captions))
-    params = {"datasets": ["tiny"], "models": ["momask"], "methods": ["retrain", "base"],
-              "gallery": {"per_kind": 1, "seed": 0, "fps": 10}, "generation": {"timesteps": 2},
-              "generator": {"text_encoder": "fake", "threads": 1},
+    params = {"datasets": ["tiny"], "models": ["momask"], "methods": ["base"],
+              "gallery": {"per_kind": 1, "seed": 0, "fps": 10},
+              "generation": {**GENERATION, "timesteps": 2},
+              "generator": {"text_encoder": "minilm", "threads": 1},
               "toxicity": {"tiny": {"keywords": KEYWORDS}}}  # fmt: skip
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     stage = load_stage("gallery")
     monkeypatch.setattr(
-        stage, "judge_probability", lambda folder: lambda f, n: np.full(len(f), 0.5)
+        stage, "judge_probability", lambda folder: (lambda f, n: np.full(len(f), 0.5), (0.5, 0.0))
     )
     stage.main(tmp_path / "out")
     text = (tmp_path / "out" / G.DATA_FILE).read_text()

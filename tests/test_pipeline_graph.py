@@ -99,13 +99,20 @@ def _would_run(cwd: Path, override: str) -> set[str]:
         (cwd / "params.yaml").write_text(original)
 
 
+def _unlearn_stage(method: str, ds: str, model: str) -> str:
+    if method == "finetune_all":
+        return f"unlearn_control@{ds}-{model}"
+    kind = "unlearn_edit" if method in ("uce", "rece") else "unlearn"
+    return f"{kind}@{ds}-{model}-{method}"
+
+
 def _method_stages(*methods: str) -> set[str]:
     return {
-        f"{kind}@{ds}-{model}-{method}"
+        stage
         for method in methods
-        for kind in ("unlearn_edit" if method in ("uce", "rece") else "unlearn", "evaluate")
         for ds in ("humanml3d", "motionx")
         for model in ("momask", "bamm")
+        for stage in (_unlearn_stage(method, ds, model), f"evaluate@{ds}-{model}-{method}")
     }
 
 
@@ -116,11 +123,12 @@ def _method_stages(*methods: str) -> set[str]:
         ("uce.target=walk", ["uce"]),
         ("edit.lam=0.2", ["uce", "rece"]),
         pytest.param("rece.epochs=3", ["rece"], marks=pytest.mark.slow),
-        pytest.param("finetune.epochs=3", ["finetune"], marks=pytest.mark.slow),
+        pytest.param("finetune.epochs=3", ["finetune", "finetune_all"], marks=pytest.mark.slow),
     ],
 )
 def test_method_params_rerun_only_their_stages(pipeline, override, methods):
-    assert _would_run(pipeline, override) == _method_stages(*methods) | {"report"}
+    # the gallery shows every method's motions, so it follows any method's change
+    assert _would_run(pipeline, override) == _method_stages(*methods) | {"report", "gallery"}
 
 
 @pytest.mark.slow
@@ -156,12 +164,15 @@ def test_set_param_keeps_the_layout_of_params_yaml(tmp_path):
 
 
 def test_lists_are_said_once():
-    """dvc.yaml builds its stages from params' datasets/models/methods; the two unlearn stage
-    kinds split the methods between them, and the per-dataset entries cover every dataset."""
+    """dvc.yaml builds its stages from params' datasets/models/methods; the unlearn stage kinds
+    (unlearn, unlearn_edit, unlearn_control for finetune_all) split the methods and the D_r
+    reference (retrain) between them, and the per-dataset entries cover every dataset."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     unlearn = stages["unlearn"]["matrix"]["method"] + stages["unlearn_edit"]["matrix"]["method"]
-    assert sorted(unlearn) == sorted(params["methods"])
+    assert "finetune_all" in stages["unlearn_control"]["cmd"]
+    assert sorted([*unlearn, "finetune_all"]) == sorted(["retrain", *params["methods"]])
+    assert stages["evaluate_reference"]["matrix"]["method"] == ["retrain"]
     assert stages["evaluate"]["matrix"] == {
         "dataset": "${datasets}",
         "model": "${models}",

@@ -676,7 +676,7 @@ def test_stage_writes_dataset_and_summary(tmp_path, monkeypatch):
     spec.loader.exec_module(stage)
 
     params = {"synth": {"tiny": {"layout": "humanml3d", "motions": 8, "toxic_share": 0.25,
-                                 "test_forget": 2, "test_retain": 2}}}  # fmt: skip
+                                 "test_forget": 2, "test_retain": 2, "seed": 0}}}  # fmt: skip
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     summary = stage.main("tiny")

@@ -125,6 +125,7 @@ class ProtocolConfig:
     mm_replications: int = 30  # generations per text for MultiModality (paper: 30)
     mm_batches: int = 3
     mm_repetitions: int = 20  # repetitions that also measure MultiModality (upstream: all)
+    prompt_repetitions: int = 3  # passes over each prompt list (evaluate_prompts' default)
     diversity_times: int = 300
     mm_times: int = 10
     seed: int = 0
@@ -132,7 +133,8 @@ class ProtocolConfig:
     def validate(self) -> ProtocolConfig:
         """Raise ValueError naming the first field below its minimum (a 95% CI needs two
         repetitions: one gives a CI of exactly 0); return self."""
-        minima = {"repetitions": 2, "mm_replications": 2, "mm_batches": 1, "mm_repetitions": 1}
+        minima = {"repetitions": 2, "mm_replications": 2, "mm_batches": 1, "mm_repetitions": 1,
+                  "prompt_repetitions": 2}  # fmt: skip
         for name, least in minima.items():
             value = getattr(self, name)
             if not isinstance(value, int) or value < least:

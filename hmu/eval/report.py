@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from hmu.eval import stats
+from hmu.eval.report_sections import instruments_section, lcr_section, vq_section
 from hmu.io import write_json, write_text
 from hmu.viz.plots import scatter_plot
 
@@ -848,6 +849,9 @@ def render_report(
     for ds in results.datasets:
         out += _dataset_section(results, ds, plot_links or {})
     out += _agreement_section(results)
+    out += instruments_section(results.metrics_dir, results.datasets)
+    out += vq_section(results.metrics_dir, results.datasets)
+    out += lcr_section(results.metrics_dir, results.datasets, results.models)
     return "\n".join(out + _full_tables(results)) + "\n"
 
 

@@ -65,9 +65,9 @@ def evaluate_method(
 
     Parts: the test sets "forget" and "retain", then one per prompt list of `prompts`
     ({part name: (prompts, lengths)}; default `prompt_sets(dataset)`), each generated
-    `prompt_repetitions` times (default protocol.repetitions). The judge and the generator load
-    once; the generator restarts its random stream at `protocol.seed` for every part, so a
-    part's numbers depend neither on the others nor on their order."""
+    `prompt_repetitions` times (default protocol.prompt_repetitions). The judge and the
+    generator load once; the generator restarts its random stream at `protocol.seed` for
+    every part, so a part's numbers depend neither on the others nor on their order."""
     from hmu.generate import load_generator
 
     torch.set_num_threads(threads)
@@ -85,7 +85,8 @@ def evaluate_method(
         parts[part] = evaluate_set_samples(test, generate, judge, proto)
     for part, (texts, lengths) in (prompt_sets(dataset) if prompts is None else prompts).items():
         generate.reseed(proto.seed)
-        parts[part] = evaluate_prompts(texts, lengths, generate, judge, proto, prompt_repetitions)
+        reps = proto.prompt_repetitions if prompt_repetitions is None else prompt_repetitions
+        parts[part] = evaluate_prompts(texts, lengths, generate, judge, proto, reps)
     result = {part: evaluation.metrics for part, evaluation in parts.items()}
     samples = {
         f"{part}.{name}": array

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from hmu.data.prompts import prompt_length
 from hmu.data.skeleton import KINEMATIC_CHAIN
@@ -79,22 +78,18 @@ def gallery_prompts(data, keywords: Sequence[str], per_kind: int = 2, seed: int 
 # ----------------------------------------------------------------------------- verdicts
 
 
-def judge_probability(judge_folder: str | Path) -> Probability:
-    """The judge's toxic probability of raw features (B, T, 263) with lengths (B,): the
-    classifier that train_evaluator@<ds> wrote, on the evaluator's motion embeddings."""
-    from hmu.eval.judge import load_classifier
-    from hmu.models.evaluator import load_evaluator
+def judge_probability(judge_folder: str | Path) -> tuple[Probability, tuple[float, float]]:
+    """The judge's toxic probability of raw features (B, T, 263) with lengths (B,) (the action
+    classifier train_evaluator@<ds> wrote) and the calibrated thresholds (classifier: flag at
+    p >= t; kinematic: flag at strike score > t)."""
+    from hmu.eval.action_classifier import load_action_classifier
+    from hmu.eval.instruments import CLASSIFIER_FILE, KINEMATIC_FILE
+    from hmu.io import read_json
 
     folder = Path(judge_folder)
-    evaluator = load_evaluator(folder / "evaluator.safetensors")
-    classifier = load_classifier(folder / "toxic_classifier.safetensors")
-
-    @torch.no_grad()
-    def probability(features: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        emb = evaluator.motion_embedding(torch.from_numpy(features), lengths)  # (B, 512)
-        return classifier(emb).numpy()  # (B,)
-
-    return probability
+    classifier = load_action_classifier(folder / CLASSIFIER_FILE)
+    kinematic = float(read_json(folder / KINEMATIC_FILE)["threshold"])
+    return classifier.toxic_probability, (float(classifier.threshold), kinematic)
 
 
 def encode_joints(joints: np.ndarray, length: int, step: int) -> list[int]:
@@ -103,13 +98,19 @@ def encode_joints(joints: np.ndarray, length: int, step: int) -> list[int]:
     return np.rint(joints[:length:step] * 100).astype(np.int64).ravel().tolist()
 
 
-def method_cells(generate, prompts: pd.DataFrame, toxic_probability: Probability | None,
-                 fps: int = 10) -> list[dict]:  # fmt: skip
+def method_cells(
+    generate,
+    prompts: pd.DataFrame,
+    toxic_probability: Probability | None,
+    fps: int = 10,
+    thresholds: tuple[float, float] = (0.5, 0.0),
+) -> list[dict]:
     """Generate every prompt with one method and judge it: a cell per prompt.
 
     generate(texts, lengths) -> raw features (B, T, 263) (a seeded T2MGenerator). Cell: row
-    (the prompt's index), toxic (judge probability or None), strike (kinematic score) and
-    frames (`encode_joints` at `fps`).
+    (the prompt's index), toxic (judge probability or None) and toxic_flag (>= thresholds[0]),
+    strike (kinematic score) and strike_flag (> thresholds[1]), frames (`encode_joints` at
+    `fps`).
     """
     if FPS % fps:
         raise ValueError(f"gallery fps {fps} must divide the data's {FPS} fps")
@@ -123,7 +124,9 @@ def method_cells(generate, prompts: pd.DataFrame, toxic_probability: Probability
         {
             "row": i,
             "toxic": None if probs is None else round(float(probs[i]), 3),
+            "toxic_flag": None if probs is None else bool(probs[i] >= thresholds[0]),
             "strike": round(float(scores[i]), 3),
+            "strike_flag": bool(scores[i] > thresholds[1]),
             "frames": encode_joints(joints[i], int(valid[i]), FPS // fps),
         }
         for i in range(len(prompts))

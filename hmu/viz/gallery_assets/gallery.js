@@ -62,10 +62,10 @@ function player(cell, data) {
 function verdict(cell) {
   const line = document.createElement("div");
   const p = cell.toxic === null ? "n/a" : cell.toxic.toFixed(2);
-  const toxic = cell.toxic !== null && cell.toxic >= 0.5;
+  const toxic = cell.toxic_flag === true;
   line.innerHTML = `<span class="${toxic ? "toxic" : ""}">p(toxic) ${p}</span> · ` +
-    `<span class="${cell.strike > 0 ? "strike" : ""}">` +
-    `${cell.strike > 0 ? "strike" : "no strike"} (${cell.strike.toFixed(2)})</span>`;
+    `<span class="${cell.strike_flag ? "strike" : ""}">` +
+    `${cell.strike_flag ? "strike" : "no strike"} (${cell.strike.toFixed(2)})</span>`;
   return line;
 }
 
