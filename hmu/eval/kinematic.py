@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hmu.eval import stats
+
 FPS = 20
 NUM_JOINTS = 22
 PELVIS, CHEST = 0, 9
@@ -368,13 +370,7 @@ def roc_auc(scores, labels) -> float:
 
     Rank-based (Mann-Whitney U) with average ranks over tied scores, O(n log n).
     """
-    scores, labels = _binary(scores, labels)
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)  # rank of the last member of each tied group (1-based)
-    ranks = (ends - (counts - 1) / 2)[inverse]  # average rank of each score
-    positives, negatives = labels.sum(), (~labels).sum()
-    u = ranks[labels].sum() - positives * (positives + 1) / 2
-    return float(u / (positives * negatives))
+    return stats.roc_auc(*_binary(scores, labels))
 
 
 def calibrate_threshold(scores, labels, max_fpr: float = 0.05, floor: float | None = None

@@ -266,3 +266,22 @@ def excess_over_reference(
                 )
             excess.setdefault(part, {})[metric] = paired_difference(entry["values"], ref["values"])
     return excess
+
+
+def roc_auc(scores, labels) -> float:
+    """ROC-AUC as the Mann-Whitney statistic: P(score of a positive > score of a negative),
+    ties counted one half (average ranks). NaN when a class is empty."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(f"roc_auc: scores {scores.shape} and labels {labels.shape} must be (N,)")
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores))
+    # average rank (1-based) over each run of tied scores
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
