@@ -165,3 +165,13 @@ def mirror_joints(joints):
     )
     mirrored[..., 0] *= -1
     return mirrored
+
+
+def check_joints(joints) -> np.ndarray:
+    """Joint positions (T, 22, 3) as float64, refusing another shape, no frames or NaN/Inf."""
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"joints must be (T, {NUM_JOINTS}, 3), got shape {joints.shape}")
+    if len(joints) == 0 or not np.isfinite(joints).all():
+        raise ValueError("joints must hold at least one frame and no NaN/Inf")
+    return joints

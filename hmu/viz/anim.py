@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from hmu.data.skeleton import KINEMATIC_CHAIN, NUM_JOINTS
+from hmu.data.skeleton import KINEMATIC_CHAIN, NUM_JOINTS, check_joints
 from hmu.io import atomic_path
 
 # right leg, left leg, spine, right arm, left arm (the order of KINEMATIC_CHAIN)
@@ -34,15 +34,6 @@ BACKGROUND = (250, 250, 250)
 GRID = (205, 205, 205)
 PATH = (160, 160, 220)
 SUPERSAMPLE = 2  # draw at twice the size, then downsample: cheap antialiasing
-
-
-def _check_joints(joints) -> np.ndarray:
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
-        raise ValueError(f"joints must be (T, {NUM_JOINTS}, 3), got shape {joints.shape}")
-    if len(joints) == 0 or not np.isfinite(joints).all():
-        raise ValueError("joints must hold at least one frame and no NaN/Inf")
-    return joints
 
 
 class Camera:
@@ -151,7 +142,7 @@ class _Renderer:
 
 def render_frame(joints, index: int, path, size: int = 480, title: str | None = None) -> Path:
     """Write frame `index` of a motion (T, 22, 3) as a PNG image."""
-    joints = _check_joints(joints)
+    joints = check_joints(joints)
     if not 0 <= index < len(joints):
         raise ValueError(f"frame {index} out of range for a motion of {len(joints)} frames")
     path = Path(path)
@@ -167,7 +158,7 @@ def render_sheet(joints, path, frames: int = 8, columns: int = 4, size: int = 24
     `azimuth` (degrees) turns the camera about the vertical: 0 looks at the motion from +z
     (the front of a motion that faces +z), 90 from +x (the body's left side).
     """
-    joints = _check_joints(joints)
+    joints = check_joints(joints)
     renderer = _Renderer(joints, size, title, azimuth)
     indices = np.linspace(0, len(joints) - 1, frames).round().astype(int)
     rows = math.ceil(frames / columns)
@@ -186,7 +177,7 @@ def render_motion(joints, path, fps: int = 20, title: str | None = None, size: i
     The format follows the suffix of `path` (.gif, .mp4). MP4 needs imageio-ffmpeg; without it a
     RuntimeError says so (GIF always works).
     """
-    joints = _check_joints(joints)
+    joints = check_joints(joints)
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
@@ -239,7 +230,7 @@ def _joints_from(array: np.ndarray) -> np.ndarray:
         from hmu.data.humanml import recover_from_ric
 
         array = recover_from_ric(array)
-    return _check_joints(array)
+    return check_joints(array)
 
 
 def load_npy(path, index: int | None = None) -> tuple[np.ndarray, str]:
@@ -313,7 +304,7 @@ def load_dataset_motion(dataset: str, motion_id: str, root="data/raw") -> np.nda
     for kind, path in _motion_sources(dataset, root):
         if kind == "new_joints":
             if (path / f"{motion_id}.npy").is_file():
-                return _check_joints(np.load(path / f"{motion_id}.npy"))
+                return check_joints(np.load(path / f"{motion_id}.npy"))
             known = known or sorted(p.stem for p in path.glob("*.npy"))
             continue
         store = _store(kind, path)

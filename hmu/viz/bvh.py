@@ -31,7 +31,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from hmu.data.rotations import qbetween, quaternion_to_matrix
-from hmu.data.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, REST_OFFSETS
+from hmu.data.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, REST_OFFSETS, check_joints
 from hmu.io import write_text
 
 CHILDREN = tuple(tuple(int(c) for c in np.flatnonzero(j == PARENTS)) for j in range(NUM_JOINTS))
@@ -40,15 +40,6 @@ EULER_ORDER = "ZXY"  # channel order; scipy's upper case = intrinsic = Rz @ Rx @
 ROTATION_CHANNELS = "Zrotation Xrotation Yrotation"
 END_SITE_SCALE = 0.5  # an End Site continues its leaf bone by half its length
 PROCRUSTES_ROUNDS = 3
-
-
-def _check(joints) -> np.ndarray:
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
-        raise ValueError(f"joints must be (T, {NUM_JOINTS}, 3), got shape {joints.shape}")
-    if len(joints) == 0 or not np.isfinite(joints).all():
-        raise ValueError("joints must hold at least one frame and no NaN/Inf")
-    return joints
 
 
 def _bones(joints: np.ndarray) -> np.ndarray:
@@ -81,7 +72,7 @@ def _arc(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def bvh_offsets(joints) -> np.ndarray:
     """Offsets (22, 3) in metres of a motion's BVH skeleton: REST_OFFSETS directions with the
     motion's median bone lengths, the children of branching joints shaped like the motion."""
-    joints = _check(joints)
+    joints = check_joints(joints)
     bones = _bones(joints)
     lengths = np.median(np.linalg.norm(bones, axis=-1), axis=0)  # (22,)
     offsets = _unit(REST_OFFSETS) * lengths[:, None]
@@ -98,7 +89,7 @@ def bvh_offsets(joints) -> np.ndarray:
 def global_rotations(joints, offsets) -> np.ndarray:
     """World rotations (T, 22, 3, 3) of every joint such that joint c sits at
     position(parent) + R[parent] @ offsets[c] (see the module docstring)."""
-    joints = _check(joints)
+    joints = check_joints(joints)
     bones = _bones(joints)
     frames = len(joints)
     rot = np.empty((frames, NUM_JOINTS, 3, 3))
@@ -176,7 +167,7 @@ def _hierarchy(offsets: np.ndarray, scale: float) -> list[str]:
 def to_bvh(joints, fps: float = 20.0, scale: float = 100.0) -> str:
     """The BVH text of a motion: joints (T, 22, 3) in metres, y up; `scale` converts metres
     to the file's unit (100: centimetres)."""
-    joints = _check(joints)
+    joints = check_joints(joints)
     if fps <= 0 or scale <= 0:
         raise ValueError(f"fps and scale must be > 0, got fps={fps}, scale={scale}")
     offsets = bvh_offsets(joints)
