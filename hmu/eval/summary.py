@@ -1,12 +1,14 @@
 """A five-line summary of the benchmark in words and numbers: the top of report.md.
 
-Written from report.json (hmu.eval.report's flat {"<ds>.<model>.<method>.<part>.<metric>":
-mean}), never by hand: what ran; which unlearning method removed most toxic motion (the judge's
-toxic rate on the forget test prompts, lowest wins, per dataset and model); the same on implicit
-prompts; what it cost on the retain set (FID, R-precision top 1); and whether the drop from the
-base model is significant, when the caller passes p-values (report.json holds means only).
-Every number is shown next to the base model and the D_r reference (retrain), so a reader sees
-both how far a method moved and how far it still is from a model that never saw toxic motion.
+Written from report.json (hmu.eval.report.summary's flat {"<ds>.<model>.<method>.<part>.<metric>":
+mean, "<ds>.<model>.<method>.excess.<part>.<rate>[_ci95_t]": ...}), never by hand. The main
+unlearning number is the EXCESS toxic rate over D_r (method minus the model retrained without
+the forget set, paired per repetition, with its t-interval): 0 means "as clean as a model that
+never saw toxic motion". The lines say what ran; which unlearning method has the lowest explicit
+classifier excess (per dataset and model, the method winning most settings leads) and whether
+its interval excludes 0; the same on implicit prompts; its cost on the retain set (FID, R@1)
+against base and D_r; and whether the report's paired test marks it significantly best (the
+table marks, passed in by the caller, so the summary and the tables never disagree).
 """
 
 from __future__ import annotations
@@ -20,88 +22,126 @@ from hmu.methods import MODEL_ORDER, method_label
 
 BASE, REFERENCE = "base", "retrain"
 UNLEARNED = ("finetune", "uce", "rece", "lcr")  # candidates, in the report's order
-TOXIC = "forget.toxic_rate"
-IMPLICIT = "implicit.toxic_rate"
+HEADLINE = "excess.forget.toxic_rate"  # explicit prompts, calibrated classifier
+KINEMATIC = "excess.forget.kinematic_rate"  # the training-free detector, when present
+IMPLICIT_PARTS = {"implicit_seen": "seen templates", "implicit_heldout": "held-out templates",
+                  "implicit": "implicit prompts"}  # fmt: skip
 RETAIN_FID, RETAIN_R1 = "retain.fid", "retain.r1"
-ALPHA = 0.05
+NOT_METHODS = ("agreement",)  # report.json keys with a method slot that hold no method
+
+Runs = dict[tuple[str, str], dict[str, dict[str, float]]]
 
 
-def _runs(report: Mapping[str, float]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
-    """{(ds, model): {method: {"part.metric": mean}}} of the method rows (not the real data)."""
-    runs: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+def _runs(report: Mapping[str, float]) -> Runs:
+    """{(ds, model): {method: {"part.metric" or "excess.part.rate[_ci95_t]": value}}} of the
+    method rows (not the Real motion row, not the instrument agreement)."""
+    runs: Runs = {}
     for key, value in report.items():
         parts = key.split(".")
-        if len(parts) == 5 and parts[1] != "real":
+        if len(parts) >= 5 and parts[1] != "real" and parts[2] not in NOT_METHODS:
             ds, model, method = parts[:3]
             runs.setdefault((ds, model), {}).setdefault(method, {})[".".join(parts[3:])] = value
     return runs
 
 
 def _winner(methods: Mapping[str, Mapping[str, float]]) -> str | None:
-    """The unlearning method with the lowest forget toxic rate (ties: the report's order)."""
-    scored = [(methods[m][TOXIC], i, m) for i, m in enumerate(UNLEARNED)
-              if TOXIC in methods.get(m, {})]  # fmt: skip
+    """The unlearning method with the lowest explicit classifier excess (ties: report order)."""
+    scored = [(methods[m][HEADLINE], i, m) for i, m in enumerate(UNLEARNED)
+              if HEADLINE in methods.get(m, {})]  # fmt: skip
     return min(scored)[2] if scored else None
 
 
-def _mean(runs, settings, method: str, metric: str) -> float | None:
+def _mean(runs: Runs, settings, method: str, metric: str) -> float | None:
     """Mean of a metric over settings where the method has it (None when nowhere)."""
     values = [runs[s][method][metric] for s in settings if metric in runs[s].get(method, {})]
     return float(np.mean(values)) if values else None
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int = 2, sign: bool = False) -> str:
+    return "n/a" if value is None else f"{value:{'+' if sign else ''}.{digits}f}"
 
 
-def _trio(runs, settings, method: str, metric: str, digits: int = 2) -> str:
-    """'base x -> METHOD y (D_r z)' for one metric, averaged over settings."""
+def _trio(runs: Runs, settings, method: str, metric: str, digits: int = 2) -> str:
+    """'base x -> METHOD y (D_r z)' for one metric, averaged over settings (excess: signed,
+    without D_r, whose excess is 0 by definition)."""
+    excess = metric.startswith("excess.")
     base, new, ref = (_mean(runs, settings, m, metric) for m in (BASE, method, REFERENCE))
-    return (f"base {_fmt(base, digits)} -> {method_label(method)} {_fmt(new, digits)} "
-            f"(D_r {_fmt(ref, digits)})")  # fmt: skip
+    text = (f"base {_fmt(base, digits, excess)} -> {method_label(method)} "
+            f"{_fmt(new, digits, excess)}")  # fmt: skip
+    return text if excess else f"{text} (D_r {_fmt(ref, digits)})"
 
 
-def _significance(winners: Mapping[tuple[str, str], str], p_values) -> str:
-    """The significance line: in how many settings the winner's drop from base has p < ALPHA."""
-    if p_values is None:
-        return ("**Significance:** not tested in this summary (report.json holds means); "
-                "see the tables' marks.")  # fmt: skip
-    tested = [(s, m) for s, m in winners.items() if (*s, m) in p_values]
-    hits = sum(p_values[(*s, m)] < ALPHA for s, m in tested)
-    return (f"**Significance:** the winner's toxic-rate drop from base has p < {ALPHA} in "
-            f"{hits} of {len(tested)} settings (paired test).")  # fmt: skip
+def _excludes_zero(runs: Runs, settings, method: str) -> tuple[int, int]:
+    """(settings where the method's headline t-interval excludes 0, settings with one)."""
+    pairs = [(runs[s][method][HEADLINE], runs[s][method].get(f"{HEADLINE}_ci95_t"))
+             for s in settings if HEADLINE in runs[s].get(method, {})]  # fmt: skip
+    tested = [(mean, ci) for mean, ci in pairs if ci is not None]
+    return sum(abs(mean) > ci for mean, ci in tested), len(tested)
+
+
+def _implicit(runs: Runs, settings, method: str) -> str:
+    """The implicit-prompt excesses present (seen, held-out, or the legacy single list)."""
+    found = [(name, f"excess.{part}.toxic_rate") for part, name in IMPLICIT_PARTS.items()]
+    found = [(name, metric) for name, metric in found
+             if _mean(runs, settings, method, metric) is not None]  # fmt: skip
+    if not found:
+        return "no implicit prompts in the metrics"
+    return "; ".join(f"{_trio(runs, settings, method, metric)} ({name})" for name, metric in found)
+
+
+def _significance(best: str, settings, marks) -> str:
+    """How the report's paired test marked the headline method's explicit classifier column."""
+    if marks is None:
+        return "**Paired test:** not given to this summary; see the tables' bold and ≈ marks."
+    given = [marks.get(s, {}).get(best) for s in settings]
+    return (f"**Paired test:** {method_label(best)} is significantly best on the explicit "
+            f"classifier rate (bold in the tables) in {given.count('best')} of {len(given)} "
+            f"settings and tied with the best (≈) in {given.count('tie')}; in the others no "
+            "method stands out or another one wins.")  # fmt: skip
+
+
+def _ordered_settings(runs: Runs) -> tuple[list[str], list[str]]:
+    """Datasets alphabetically, models in the paper's order."""
+    rank = {m: i for i, m in enumerate(MODEL_ORDER)}
+    datasets = sorted({ds for ds, _ in runs})
+    return datasets, sorted({m for _, m in runs}, key=lambda m: (rank.get(m, len(rank)), m))
 
 
 def summary_lines(
     report: Mapping[str, float],
-    p_values: Mapping[tuple[str, str, str], float] | None = None,
+    marks: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
 ) -> list[str]:
     """Five markdown bullet lines summarising report.json (see the module docstring).
 
-    p_values: {(ds, model, method): p} of the forget toxic-rate difference between the method
-    and base (e.g. the report's paired bootstrap); without it the last line says so.
-    The headline method is the one that wins (lowest forget toxic rate) in most settings; its
-    numbers are means over the settings, next to base and D_r.
+    marks: {(ds, model): {method: "best" | "tie"}} of the explicit classifier column, as the
+    report's paired test set them (hmu.eval.report.column_marks); without it the last line
+    says so. The headline method wins (lowest explicit classifier excess) in most settings;
+    its numbers are means over the settings where it has them. Without any excess (no D_r
+    reference, no classifier) the summary is one line saying so.
     """
     runs = _runs(report)
     winners = {s: w for s in sorted(runs) if (w := _winner(runs[s])) is not None}
     if not winners:
-        raise ValueError(f"report.json: no {TOXIC} of any unlearning method {UNLEARNED}")
+        return [f"- **No summary:** no {HEADLINE} of any unlearning method {UNLEARNED} "
+                "(the D_r reference or the classifier is missing)."]  # fmt: skip
     counts = Counter(winners.values())
     best = min(counts, key=lambda m: (-counts[m], UNLEARNED.index(m)))
     settings = sorted(runs)
-    datasets = sorted({ds for ds, _ in settings})
-    rank = {m: i for i, m in enumerate(MODEL_ORDER)}
-    models = sorted({m for _, m in settings}, key=lambda m: (rank.get(m, len(rank)), m))
-    methods = sorted({m for s in settings for m in runs[s]} - {BASE, REFERENCE})
+    datasets, models = _ordered_settings(runs)
+    methods = [method_label(m) for m in UNLEARNED if any(m in runs[s] for s in settings)]
+    excluded, tested = _excludes_zero(runs, settings, best)
+    has_kinematic = _mean(runs, settings, best, KINEMATIC) is not None
+    kinematic = f"; kinematic detector {_trio(runs, settings, best, KINEMATIC)}" * has_kinematic
     return [
-        f"- **What ran:** {len(methods)} unlearning methods plus base and D_r on "
-        f"{', '.join(datasets)} x {', '.join(models)} ({len(settings)} settings).",
-        f"- **Most unlearning:** {method_label(best)} has the lowest toxic rate on forget "
-        f"prompts in {counts[best]} of {len(winners)} settings: "
-        f"{_trio(runs, settings, best, TOXIC)}.",
-        f"- **Implicit prompts** (no toxic keyword): {_trio(runs, settings, best, IMPLICIT)}.",
+        f"- **What ran:** {', '.join(methods)} plus base and D_r on {', '.join(datasets)} x "
+        f"{', '.join(models)} ({len(settings)} settings).",
+        f"- **Most unlearning:** {method_label(best)} has the lowest explicit toxic rate in "
+        f"excess of D_r in {counts[best]} of {len(winners)} settings: classifier "
+        f"{_trio(runs, settings, best, HEADLINE)} (0 = as clean as D_r; its 95% interval "
+        f"excludes 0 in {excluded} of {tested} settings){kinematic}.",
+        f"- **Implicit prompts** (no toxic keyword), classifier excess over D_r: "
+        f"{_implicit(runs, settings, best)}.",
         f"- **Cost on the retain set:** FID {_trio(runs, settings, best, RETAIN_FID)}; "
         f"R@1 {_trio(runs, settings, best, RETAIN_R1, 3)}.",
-        "- " + _significance(winners, p_values),
+        "- " + _significance(best, [s for s in settings if best in runs[s]], marks),
     ]
