@@ -1,4 +1,5 @@
-"""Stage report: metrics/<ds>/<model>/<method>.json -> metrics/report.md, report.json, plots.
+"""Stage report: metrics/<ds>/<model>/<method>.json -> metrics/report.md (a generated summary
+and short tables), report_full.md (every metric), report.json, plots.
 
 Reads params `datasets`, `models`, `methods` (the D_r reference, retrain, always first). The
 tables follow the paper's Table 1 (hmu.eval.report); missing metrics files are listed in the
@@ -29,8 +30,12 @@ def main() -> None:
         ["retrain", *section(params, "methods")],  # the D_r reference row always comes first
         out_json="metrics/report.json",
         samples_dir="eval",
+        out_full="metrics/report_full.md",
     )
-    print("report: wrote metrics/report.md, metrics/report.json, metrics/report_plots/")
+    print(
+        "report: wrote metrics/report.md, metrics/report_full.md, metrics/report.json, "
+        "metrics/report_plots/"
+    )
 
 
 if __name__ == "__main__":

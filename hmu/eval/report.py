@@ -34,6 +34,7 @@ import numpy as np
 
 from hmu.eval import stats
 from hmu.eval.report_sections import instruments_section, lcr_section, vq_section
+from hmu.eval.summary import summary_lines
 from hmu.io import write_json, write_text
 from hmu.viz.plots import scatter_plot
 
@@ -529,6 +530,20 @@ def toxicity_columns(results: Results, ds: str, model: str) -> list[Column]:
     return columns
 
 
+def toxicity_groups(results: Results, ds: str, model: str) -> list[tuple[str, list[Column]]]:
+    """The short toxicity tables of the main report, one per detector (classifier first): the
+    excess over D_r on every toxic part (the main unlearning number; raw rates are in the full
+    tables), NCS@3 with the classifier, the retain rate (false alarms, not ranked)."""
+    columns = toxicity_columns(results, ds, model)
+    groups = []
+    for detector in dict.fromkeys(c.metric for c in columns if is_rate(c.metric)):
+        group = [c for c in columns if c.metric == detector and (c.excess or c.part == "retain")]
+        if not groups:
+            group[-1:-1] = [c for c in columns if c.metric.startswith("ncs@")]
+        groups.append((detector_title(detector), group))
+    return groups
+
+
 def quality_columns() -> list[Column]:
     """The paper's Table 1 columns."""
     return [Column(part, metric, metric_goal(part, metric)) for part, metric in QUALITY_COLUMNS]
@@ -631,10 +646,8 @@ def _model_tables(results: Results, ds: str, model: str, plots) -> list[str]:
     out = []
     if (ds, model, REFERENCE) not in results.runs:
         out += ["_D_r reference missing: → D_r columns are not ranked, no excess rates._", ""]
-    for what, columns in (
-        ("toxicity", toxicity_columns(results, ds, model)),
-        ("quality", quality_columns()),
-    ):
+    groups = [(f"toxicity · {name}", cols) for name, cols in toxicity_groups(results, ds, model)]
+    for what, columns in [*groups, ("quality", quality_columns())]:
         out += [f"#### {ds} · {name} · {what}", ""]
         header = ["Method", *(c.title() for c in columns)]
         out += [*_markdown_table(header, _table_rows(results, ds, model, columns)), ""]
@@ -665,7 +678,7 @@ def _dataset_section(
 
 def _full_tables(results: Results) -> list[str]:
     """Every metric of every part (and its excess over D_r) per dataset and model."""
-    out = ["", "## Full tables", "", "Every metric per part, with the same ranking rules."]
+    out = ["## Full tables", "", "Every metric per part, with the same ranking rules."]
     for ds in results.datasets:
         for model in (m for m in results.models if results.run_methods(ds, m)):
             sources = _sources(results, ds, model)
@@ -829,14 +842,30 @@ def _notes() -> list[str]:
     ]
 
 
+def headline_marks(results: Results) -> dict[tuple[str, str], dict[str, str]]:
+    """{(ds, model): marks} of the explicit classifier rate, the summary's headline column."""
+    column = Column("forget", "toxic_rate", "down")
+    return {
+        (ds, model): column_marks(results, ds, model, column)
+        for ds in results.datasets
+        for model in results.models
+        if results.run_methods(ds, model)
+    }
+
+
 def render_report(
     results: Results,
     plot_links: Mapping[tuple[str, str], Sequence[tuple[str, str]]] | None = None,
+    appendix: str | None = None,
 ) -> str:
-    """Markdown of the whole report; plot_links[(ds, model)] = [(caption, relative path)]."""
+    """Markdown of the report: the generated summary, then the short tables; plot_links[(ds,
+    model)] = [(caption, relative path)]; appendix: the relative link of the file that holds
+    the full tables (render_full_tables), None to append them here."""
     missing_total = sum(len(v) for v in results.missing.values())
     out = [
         "# HMU benchmark report",
+        "",
+        *summary_lines(summary(results), headline_marks(results)),
         "",
         "Tables in the layout of the paper's Table 1, per dataset and model, from "
         f"`{results.metrics_dir.as_posix()}/<dataset>/<model>/<method>.json`.",
@@ -852,6 +881,15 @@ def render_report(
     out += instruments_section(results.metrics_dir, results.datasets)
     out += vq_section(results.metrics_dir, results.datasets)
     out += lcr_section(results.metrics_dir, results.datasets, results.models)
+    if appendix is None:
+        return "\n".join([*out, "", *_full_tables(results)]) + "\n"
+    out += ["", "## Full tables", "", f"Every metric of every part: [{appendix}]({appendix})."]
+    return "\n".join(out) + "\n"
+
+
+def render_full_tables(results: Results, report_link: str) -> str:
+    """Markdown of the appendix file: every metric per part, linking back to the report."""
+    out = ["# HMU benchmark report: full tables", "", f"Back to the [report]({report_link}).", ""]
     return "\n".join(out + _full_tables(results)) + "\n"
 
 
@@ -942,17 +980,21 @@ def write_report(
     out_json: str | os.PathLike | None = None,
     samples_dir: str | os.PathLike | None = None,
     n_boot: int = N_BOOT,
+    out_full: str | os.PathLike | None = None,
 ) -> str:
-    """Write the report markdown (with plot links), the PNG plots and the flat JSON summary
-    (default: out_md with suffix .json), all atomically; returns the markdown."""
+    """Write the report markdown (with plot links), its full-tables appendix (default: out_md
+    with "_full" added to the stem, next to it), the PNG plots and the flat JSON summary
+    (default: out_md with suffix .json), all atomically; returns the report's markdown."""
     results = load_results(metrics_dir, datasets, models, methods, samples_dir, n_boot)
     out_md = Path(out_md)
+    out_full = Path(out_full) if out_full is not None else out_md.with_stem(f"{out_md.stem}_full")
     plots = write_plots(results, plots_dir)
     links = {
         key: [(caption, _relative(path, out_md.parent)) for caption, path in items]
         for key, items in plots.items()
     }
-    markdown = render_report(results, links)
+    markdown = render_report(results, links, _relative(out_full, out_md.parent))
     write_text(out_md, markdown)
+    write_text(out_full, render_full_tables(results, _relative(out_md, out_full.parent)))
     write_json(out_json if out_json is not None else out_md.with_suffix(".json"), summary(results))
     return markdown

@@ -134,7 +134,7 @@ def summary_lines(
     kinematic = f"; kinematic detector {_trio(runs, settings, best, KINEMATIC)}" * has_kinematic
     return [
         f"- **What ran:** {', '.join(methods)} plus base and D_r on {', '.join(datasets)} x "
-        f"{', '.join(models)} ({len(settings)} settings).",
+        f"{', '.join(models)} ({len(settings)} setting{'s' * (len(settings) != 1)}).",
         f"- **Most unlearning:** {method_label(best)} has the lowest explicit toxic rate in "
         f"excess of D_r in {counts[best]} of {len(winners)} settings: classifier "
         f"{_trio(runs, settings, best, HEADLINE)} (0 = as clean as D_r; its 95% interval "
