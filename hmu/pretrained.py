@@ -118,7 +118,13 @@ def _sha256(path: Path) -> str:
 def _stats(src: _Source, field: str, width: int) -> np.ndarray:
     """meta/mean.npy or meta/std.npy of the upstream VQ: (width,) float32."""
     path = src.path(field)
-    array = np.load(path, allow_pickle=False).astype(np.float32)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"params.yaml {src.prefix}.{field} = {path}: not a .npy ({err})") from None
+    if not isinstance(array, np.ndarray):  # an .npz or zip archive
+        raise ValueError(f"params.yaml {src.prefix}.{field} = {path}: not a single .npy array")
+    array = array.astype(np.float32)
     src.check(field, "length", int(array.size), width, "the VQ's meta/mean.npy and meta/std.npy")
     return array.reshape(width)
 
