@@ -3,6 +3,8 @@
 Trains on all code layers of tokens_<subset>.npz (train partition of the subset), conditioned
 like train_trans, sizes/optimisation from res.<profile>. Writes models/<ds>/res_<subset>/
 (res.safetensors/.json, live/, train.json).
+With source.<ds>.<subset>.kind pretrained it imports the upstream residual transformer
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md).
 """
 
 import sys

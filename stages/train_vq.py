@@ -3,6 +3,8 @@
 Trains on random vq.window-frame windows of the subset's train partition, normalised with Mean
 and MoMask's VQ std; sizes and optimisation from vq.<profile>. Writes
 models/<ds>/vq_<subset>/ (vq.safetensors + vq.json with mean/std, live/ DVCLive, train.json).
+With source.<ds>.<subset>.kind pretrained it imports the upstream RVQ-VAE with its meta mean/std
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md).
 """
 
 import sys
