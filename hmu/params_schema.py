@@ -125,6 +125,7 @@ class EvaluatorBlock(Block):
     seed: Seed
     threads: Threads
     glove_dir: str | None = None
+    checkpoint: str | None = None  # released finest.tar: load it, train no evaluator
     instruments: InstrumentsBlock
     train: EvaluatorTrainBlock
 
@@ -208,6 +209,32 @@ class GeneratorBlock(Block):
     threads: Threads
 
 
+class SourceBlock(Block):
+    """source.<ds>.<subset>: train the generator pieces, or import upstream files (hmu.pretrained;
+    the paths are checked by the stages, which name the empty or missing one)."""
+
+    kind: Literal["train", "pretrained", "none"] = "train"
+    vq: str | None = None  # net_best_fid.tar of the RVQ-VAE
+    mean: str | None = None  # its meta/mean.npy
+    std: str | None = None  # its meta/std.npy
+    res: str | None = None  # residual transformer .tar
+    trans: dict[Literal["momask", "bamm"], str | None] = {}  # masked / BAMM transformer .tar
+    length: str | None = None  # length estimator finest.tar (optional: free generation only)
+
+
+class SourcesBlock(Block):
+    """source.<ds>: the base model (all) and the D_r reference (retain)."""
+
+    all: SourceBlock = SourceBlock()
+    retain: SourceBlock = SourceBlock()
+
+    @model_validator(mode="after")
+    def _all_is_not_none(self) -> SourcesBlock:
+        if self.all.kind == "none":
+            raise ValueError("all.kind = none: the base model is needed (train or pretrained)")
+        return self
+
+
 class ProfileBlock(Block):
     """<model>.<profile>: constructor overrides (checked by the model) and a schedule."""
 
@@ -285,6 +312,7 @@ class Params(Block):
     lcr: LcrBlock
     finetune: FinetuneBlock
     generator: GeneratorBlock
+    source: dict[str, SourcesBlock] = {}
     vq: VqBlock
     trans: ProfilesBlock
     res: ProfilesBlock

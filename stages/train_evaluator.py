@@ -1,6 +1,7 @@
 """Stage train_evaluator@<dataset>: the judge of the benchmark, trained per dataset.
 
-Trains the Guo et al. evaluator on all training motions (forget and retain, as upstream), fits
+Trains the Guo et al. evaluator on all training motions (forget and retain, as upstream), or
+loads the released one when evaluator.checkpoint is set (hmu.pretrained.upstream_evaluator); fits
 and calibrates the two toxicity instruments (hmu.eval.instruments: validation split for the
 thresholds, test split for their quality); writes the judge's precomputed assets and evaluates
 the ground-truth rows ("Real motion") of both test sets with the full protocol.
@@ -24,6 +25,7 @@ from hmu.io import write_json
 from hmu.models.evaluator import save_evaluator
 from hmu.params import load_params, section
 from hmu.params_schema import check_params
+from hmu.pretrained import upstream_evaluator
 from hmu.train.evaluator import caption_pairs, train_evaluator
 
 SETS = ("forget", "retain")
@@ -42,17 +44,19 @@ def main(dataset: str) -> None:
     start = time.perf_counter()
     motions, tokens = caption_pairs(data, train_rows)
     val_motions, val_tokens = caption_pairs(data, val_rows)
-    evaluator = train_evaluator(
-        motions,
-        tokens,
-        cfg["train"],
-        seed=cfg["seed"],
-        val_motions=val_motions,
-        val_token_lists=val_tokens,
-        mean=data.mean,
-        std=data.std,
-        glove_dir=cfg["glove_dir"],
-    )
+    evaluator = upstream_evaluator(cfg, data.mean, data.std)  # evaluator.checkpoint, if set
+    if evaluator is None:
+        evaluator = train_evaluator(
+            motions,
+            tokens,
+            cfg["train"],
+            seed=cfg["seed"],
+            val_motions=val_motions,
+            val_token_lists=val_tokens,
+            mean=data.mean,
+            std=data.std,
+            glove_dir=cfg["glove_dir"],
+        )
     save_evaluator(evaluator, out / "evaluator.safetensors")
     train_seconds = time.perf_counter() - start
 

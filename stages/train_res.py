@@ -3,6 +3,8 @@
 Trains on all code layers of tokens_<subset>.npz (train partition of the subset), conditioned
 like train_trans, sizes/optimisation from res.<profile>. Writes models/<ds>/res_<subset>/
 (res.safetensors/.json, live/, train.json).
+With source.<ds>.<subset>.kind pretrained it imports the upstream residual transformer
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md).
 """
 
 import sys
@@ -16,6 +18,7 @@ from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_module
 from hmu.params import load_params, profile_block, section, set_by_data
 from hmu.params_schema import check_params
+from hmu.pretrained import import_residual, is_pretrained
 from hmu.train.generators import train_residual, training_data
 from hmu.train.loop import TrainConfig
 from hmu.train.runs import finish_run, is_main, work_dir
@@ -23,8 +26,10 @@ from hmu.train.runs import finish_run, is_main, work_dir
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
-    check_params("profile", "res", "generator.threads", "precision")
+    check_params("profile", "res", "generator.threads", "precision", "source")
     params = load_params()
+    if is_pretrained(params, dataset, subset):
+        return import_residual(params, dataset, subset, Path("models") / dataset / f"res_{subset}")
     torch.set_num_threads(section(params, "generator.threads"))
     data = training_data(ProcessedDataset.open(dataset), subset)
     model_params, train_params = profile_block(params, "res")

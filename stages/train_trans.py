@@ -5,6 +5,8 @@ conditioned on one of its captions' text_emb rows, with sizes/optimisation from
 trans.<profile> (one block for both models); then the length estimator (length.<profile>).
 Writes models/<ds>/<model>_<subset>/ (trans.safetensors/.json, length.safetensors/.json, live/,
 train.json).
+With source.<ds>.<subset>.kind pretrained it imports the upstream transformer (and length estimator)
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md).
 """
 
 import sys
@@ -18,6 +20,7 @@ from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_module
 from hmu.params import load_params, profile_block, section, set_by_data
 from hmu.params_schema import check_params
+from hmu.pretrained import import_transformer, is_pretrained
 from hmu.timings import record_timing, since
 from hmu.train.generators import train_length_estimator, train_transformer, training_data
 from hmu.train.loop import TrainConfig
@@ -26,8 +29,11 @@ from hmu.train.runs import finish_run, is_main, work_dir
 
 def main(target: str) -> None:
     dataset, model, subset = target.rsplit("-", 2)
-    check_params("profile", "trans", "length", "generator.threads", "precision")
+    check_params("profile", "trans", "length", "generator.threads", "precision", "source")
     params = load_params()
+    if is_pretrained(params, dataset, subset):
+        out = Path("models") / dataset / f"{model}_{subset}"
+        return import_transformer(params, dataset, model, subset, out)
     torch.set_num_threads(section(params, "generator.threads"))
     data = training_data(ProcessedDataset.open(dataset), subset)
     model_params, train_params = profile_block(params, "trans")

@@ -3,6 +3,8 @@
 Trains on random vq.window-frame windows of the subset's train partition, normalised with Mean
 and MoMask's VQ std; sizes and optimisation from vq.<profile>. Writes
 models/<ds>/vq_<subset>/ (vq.safetensors + vq.json with mean/std, live/ DVCLive, train.json).
+With source.<ds>.<subset>.kind pretrained it imports the upstream RVQ-VAE with its meta mean/std
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md).
 """
 
 import sys
@@ -18,6 +20,7 @@ from hmu.models.checkpoint import save_vq
 from hmu.models.rvq import PAPER_CONFIG
 from hmu.params import load_params, profile_block, section
 from hmu.params_schema import check_params
+from hmu.pretrained import import_vq, is_pretrained
 from hmu.train.loop import TrainConfig
 from hmu.train.runs import finish_run, is_main, work_dir
 from hmu.train.vq import train_vq
@@ -25,8 +28,10 @@ from hmu.train.vq import train_vq
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
-    check_params("profile", "vq", "generator.threads", "precision")
+    check_params("profile", "vq", "generator.threads", "precision", "source")
     params = load_params()
+    if is_pretrained(params, dataset, subset):
+        return import_vq(params, dataset, subset, Path("models") / dataset / f"vq_{subset}")
     torch.set_num_threads(section(params, "generator.threads"))
     model_params, train_params = profile_block(params, "vq")
     model_cfg, train_cfg = {**PAPER_CONFIG, **model_params}, TrainConfig.from_params(train_params)
