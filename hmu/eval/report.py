@@ -44,7 +44,7 @@ REFERENCE = "retrain"  # D_r
 MODEL_NAMES = {"momask": "MoMask", "bamm": "BAMM"}
 TEST_PARTS = ("forget", "retain")
 PART_ORDER = ("forget", "retain", "implicit", "implicit_seen", "implicit_heldout")
-NOT_PARTS = ("meta", "excess")
+NOT_PARTS = ("meta", "excess", "instruments")  # instruments: real.json's (report_sections)
 ARROWS = {"target": "→ D_r", "down": "↓", "up": "↑", None: ""}
 DECIMALS = 3
 N_BOOT = 1000
@@ -282,7 +282,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     for part, entries in data.items():
         if not isinstance(entries, dict):
             raise ValueError(f"{path}: '{part}' must be an object")
-        if part == "meta":
+        if part in ("meta", "instruments"):
             continue
         groups = entries.items() if part == "excess" else [(part, entries)]
         for name, group in groups:
