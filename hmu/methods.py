@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-METHOD_ORDER = ("retrain", "base", "finetune", "uce", "rece", "lcr")  # the paper's row order
+METHOD_ORDER = ("retrain", "base", "finetune", "finetune_all", "uce", "rece", "lcr")  # report rows
 MODEL_ORDER = ("momask", "bamm")
-METHOD_LABELS = {"retrain": "D_r", "base": "base", "finetune": "FT", "uce": "UCE",
-                 "rece": "RECE", "lcr": "LCR"}  # fmt: skip
+METHOD_LABELS = {
+    "retrain": "D_r", "base": "base", "finetune": "FT", "finetune_all": "FT (all data)",
+    "uce": "UCE", "rece": "RECE", "lcr": "LCR",
+}  # fmt: skip
 
 
 def _ordered(names, known: tuple[str, ...]) -> list[str]:
