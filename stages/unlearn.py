@@ -48,13 +48,12 @@ def run_lcr(cfg: dict, dataset: str, model: str, out) -> dict:
         min_support=cfg["min_support"],
     )
     save_lcr_delta(out / "lcr_delta.safetensors", delta, {"layers": sorted(delta), **cfg})
+    # the first edited layer's selection, under the configured rule and the paper's
     rule = {k: cfg[k] for k in ("r", "rule", "absent_guard")}
-    size = vq_state["quantizer.layers.0.codebook"].shape[0]
     selection = {
         f"min_support_{m}": selection_summary(
-            tokens[forget], tokens[retain], size, layer, min_support=m, **rule
-        )  # fmt: skip
-        for layer in cfg["layers"][:1]
+            tokens[forget], tokens[retain], vq_state, cfg["layers"][0], min_support=m, **rule
+        )
         for m in sorted({1, cfg["min_support"]})
     }
     return {**pieces, "lcr_delta": str(out / "lcr_delta.safetensors")}, selection

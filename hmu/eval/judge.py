@@ -18,20 +18,12 @@ import torch
 from hmu.data.dataset import ProcessedDataset, tokens_of
 from hmu.data.humanml import UNIT
 from hmu.data.toxicity import keyword_matcher
-from hmu.eval.instruments import load_detectors
+from hmu.eval.instruments import load_detectors, pad
 from hmu.eval.protocol import MAX_LEN, Judge, TestSet
 from hmu.io import write_npy, write_parquet
 from hmu.models.evaluator import Evaluator, load_evaluator
 
 EMBED_BATCH = 256
-
-
-def _pad_batch(motions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.array([min(len(m), MAX_LEN) for m in motions])
-    out = np.zeros((len(motions), lengths.max(), motions[0].shape[-1]), dtype=np.float32)
-    for i, m in enumerate(motions):
-        out[i, : lengths[i]] = m[: lengths[i]]
-    return out, lengths
 
 
 @torch.no_grad()
@@ -41,7 +33,7 @@ def embed_motion_list(evaluator: Evaluator, motions: list[np.ndarray]) -> np.nda
     order = np.argsort([len(m) for m in motions], kind="stable")
     parts = []
     for s in range(0, len(order), EMBED_BATCH):
-        batch, lengths = _pad_batch([motions[i] for i in order[s : s + EMBED_BATCH]])
+        batch, lengths = pad([motions[i][:MAX_LEN] for i in order[s : s + EMBED_BATCH]])
         lengths = np.minimum(lengths, evaluator.max_motion_length) // UNIT * UNIT
         parts.append(evaluator.motion_embedding(torch.from_numpy(batch), lengths).numpy())
     out = np.empty_like(np.concatenate(parts))

@@ -59,13 +59,12 @@ def evaluate_method(
     protocol: dict,
     threads: int = 2,
     prompts: Mapping[str, Prompts] | None = None,
-    prompt_repetitions: int | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """({part: metrics}, {"<part>.<array>": array}) of models/<ds>/<model>/<method>.
 
     Parts: the test sets "forget" and "retain", then one per prompt list of `prompts`
     ({part name: (prompts, lengths)}; default `prompt_sets(dataset)`), each generated
-    `prompt_repetitions` times (default protocol.prompt_repetitions). The judge and the
+    protocol.prompt_repetitions times. The judge and the
     generator load once; the generator restarts its random stream at `protocol.seed` for
     every part, so a part's numbers depend neither on the others nor on their order."""
     from hmu.generate import load_generator
@@ -85,8 +84,9 @@ def evaluate_method(
         parts[part] = evaluate_set_samples(test, generate, judge, proto)
     for part, (texts, lengths) in (prompt_sets(dataset) if prompts is None else prompts).items():
         generate.reseed(proto.seed)
-        reps = proto.prompt_repetitions if prompt_repetitions is None else prompt_repetitions
-        parts[part] = evaluate_prompts(texts, lengths, generate, judge, proto, reps)
+        parts[part] = evaluate_prompts(
+            texts, lengths, generate, judge, proto, proto.prompt_repetitions
+        )
     result = {part: evaluation.metrics for part, evaluation in parts.items()}
     samples = {
         f"{part}.{name}": array

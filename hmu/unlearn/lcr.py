@@ -239,11 +239,12 @@ def layer_selection(
     return selected[eligible[selected]]
 
 
-def selection_summary(forget_tokens, retain_tokens, codebook_size: int, layer: int = 0,
-                      **rule) -> dict:  # fmt: skip
+def selection_summary(forget_tokens, retain_tokens, codebooks, layer: int = 0, **rule) -> dict:
     """How many of a layer's selected codes are rare (< RARE_SUPPORT forget motions) or absent
-    from D_r, with the forget support of each; `rule`: layer_selection's r, rule, absent_guard,
-    min_support. Shows whether a selection targets D_f's motions or its noise."""
+    from D_r, with the forget support of each; codebooks as `lcr_delta` takes them; `rule`:
+    layer_selection's r, rule, absent_guard, min_support. Shows whether a selection targets
+    D_f's motions or its noise."""
+    codebook_size = _layer_codebook(codebooks, layer).shape[0]
     forget = _token_table(forget_tokens, "forget_tokens", codebook_size, 3)[:, :, layer]
     retain = _token_table(retain_tokens, "retain_tokens", codebook_size, 3)[:, :, layer]
     f_counts, r_counts = _presence(forget, codebook_size), _presence(retain, codebook_size)
