@@ -7,7 +7,10 @@ chooses for each dataset and subset:
     pretrained  the same stages import upstream MoMask/BAMM files (hmu.models.official) into
                 the same output folders, in HMU's format, and train nothing; tokenize, unlearn,
                 evaluate and report run unchanged on the imported weights
-    none        (retain) no D_r reference: not supported yet, the stages stop with one line
+    none        (retain only) no D_r reference: the retain stages write a marker (absent.json,
+                or {"absent": reason} in a metrics file) instead of their artefacts, the
+                method retrain is absent, the other methods' `excess` blocks are null with
+                the reason in meta.excess, and the report says that "-> D_r" has no reference
 
 DVC cannot drop stages by a param, so the switch lives inside the stages, and the checkpoint
 paths are params (a new path reruns the import; a file replaced at the same path does not:
@@ -19,6 +22,7 @@ training one (`upstream_evaluator`).
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from torch import nn
 
 from hmu.data.dataset import ProcessedDataset
 from hmu.errors import one_line
-from hmu.io import write_json
+from hmu.io import atomic_path, write_json
 from hmu.models import official
 from hmu.models.checkpoint import save_module, save_vq
 
@@ -41,19 +45,62 @@ def source(params: dict[str, Any], dataset: str, subset: str) -> dict[str, Any]:
     return {"kind": "train", **block}
 
 
-def is_pretrained(params: dict[str, Any], dataset: str, subset: str) -> bool:
-    """True when the pair's pieces are imported, False when trained; kind none stops here (the
-    stages downstream of the D_r reference cannot do without it yet)."""
+def _kind(params: dict[str, Any], dataset: str, subset: str) -> str:
     kind = source(params, dataset, subset)["kind"]
-    if kind == "none":
-        raise ValueError(
-            f"params.yaml source.{dataset}.{subset}.kind = none: running without the D_r "
-            "reference is not supported yet; set kind: train (retrain on D_r) or pretrained "
-            "(your own D_r checkpoints, docs/pretrained.md)"
-        )
     if kind not in SOURCE_KINDS:
         raise ValueError(f"params.yaml source.{dataset}.{subset}.kind = {kind!r}: {SOURCE_KINDS}")
-    return kind == "pretrained"
+    if kind == "none" and subset != "retain":
+        raise ValueError(
+            f"params.yaml source.{dataset}.{subset}.kind = none: only the D_r reference "
+            f"(source.{dataset}.retain) can be left out; set train or pretrained"
+        )
+    return kind
+
+
+def is_pretrained(params: dict[str, Any], dataset: str, subset: str) -> bool:
+    """True when the pair's pieces are imported, False when trained or left out (kind none)."""
+    return _kind(params, dataset, subset) == "pretrained"
+
+
+def is_left_out(params: dict[str, Any], dataset: str, subset: str) -> bool:
+    """True when the subset has no model at all (source.<ds>.retain.kind none: no D_r)."""
+    return _kind(params, dataset, subset) == "none"
+
+
+ABSENT_FILE = "absent.json"
+
+
+def no_reference_reason(dataset: str) -> str:
+    """Why a D_r artefact is absent, in the words every marker and the report use."""
+    return f"no D_r reference: params.yaml source.{dataset}.retain.kind is none"
+
+
+def write_absent(folder: str | Path, reason: str) -> None:
+    """Mark an output folder as deliberately empty: folder/absent.json {"absent": reason}."""
+    write_json(Path(folder) / ABSENT_FILE, {"absent": reason})
+
+
+def absent_reason(*paths: str | Path) -> str | None:
+    """The reason of the first marker among `paths` (a folder with absent.json, a JSON or .npz
+    file holding "absent"), None when none is a marker."""
+    for path in map(Path, paths):
+        if (path / ABSENT_FILE).is_file():
+            return json.loads((path / ABSENT_FILE).read_text(encoding="utf-8"))["absent"]
+        if path.suffix == ".json" and path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and "absent" in data:
+                return data["absent"]
+        if path.suffix == ".npz" and path.is_file():
+            with np.load(path) as npz:
+                if "absent" in npz.files:
+                    return str(npz["absent"])
+    return None
+
+
+def write_absent_npz(path: str | Path, reason: str) -> None:
+    """An .npz output that holds only the reason it is empty (array "absent")."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, absent=np.array(reason))
 
 
 class _Source:

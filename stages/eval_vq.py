@@ -21,6 +21,7 @@ from hmu.io import write_json
 from hmu.models.checkpoint import load_vq
 from hmu.params import load_params, section
 from hmu.params_schema import check_params
+from hmu.pretrained import absent_reason
 
 
 def main(target: str) -> None:
@@ -28,6 +29,9 @@ def main(target: str) -> None:
     check_params("evaluator.threads", f"data.{dataset}.root")
     params = load_params()
     torch.set_num_threads(section(params, "evaluator.threads"))
+    reason = absent_reason(Path("models") / dataset / f"vq_{subset}")
+    if reason is not None:  # no VQ-VAE for this subset (retain under source kind none)
+        return write_json(f"metrics/{dataset}/vq_{subset}.json", {"absent": reason})
     data = ProcessedDataset.open(dataset)
     vq, mean, std = load_vq(Path("models") / dataset / f"vq_{subset}")
     judge = load_judge(Path("models") / dataset / "evaluator")

@@ -6,7 +6,8 @@ trans.<profile> (one block for both models); then the length estimator (length.<
 Writes models/<ds>/<model>_<subset>/ (trans.safetensors/.json, length.safetensors/.json, live/,
 train.json).
 With source.<ds>.<subset>.kind pretrained it imports the upstream transformer (and length estimator)
-into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md).
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md); with kind none (retain only: no
+D_r reference) it writes only absent.json.
 """
 
 import sys
@@ -20,7 +21,13 @@ from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_module
 from hmu.params import load_params, profile_block, section, set_by_data
 from hmu.params_schema import check_params
-from hmu.pretrained import import_transformer, is_pretrained
+from hmu.pretrained import (
+    import_transformer,
+    is_left_out,
+    is_pretrained,
+    no_reference_reason,
+    write_absent,
+)
 from hmu.timings import record_timing, since
 from hmu.train.generators import train_length_estimator, train_transformer, training_data
 from hmu.train.loop import TrainConfig
@@ -31,8 +38,10 @@ def main(target: str) -> None:
     dataset, model, subset = target.rsplit("-", 2)
     check_params("profile", "trans", "length", "generator.threads", "precision", "source")
     params = load_params()
+    out = Path("models") / dataset / f"{model}_{subset}"
+    if is_left_out(params, dataset, subset):  # no D_r reference: a marker, no model
+        return write_absent(out, no_reference_reason(dataset))
     if is_pretrained(params, dataset, subset):
-        out = Path("models") / dataset / f"{model}_{subset}"
         return import_transformer(params, dataset, model, subset, out)
     torch.set_num_threads(section(params, "generator.threads"))
     data = training_data(ProcessedDataset.open(dataset), subset)
@@ -42,7 +51,6 @@ def main(target: str) -> None:
     train_cfg = TrainConfig.from_params(train_params)
     length_cfg, length_params = profile_block(params, "length")
     length_train = TrainConfig.from_params(length_params)
-    out = Path("models") / dataset / f"{model}_{subset}"
     work = work_dir(dataset, f"{model}_{subset}", model_cfg, vars(train_cfg), *data.identity)
     length_work = work_dir(
         dataset, f"length_{model}_{subset}", length_cfg, vars(length_train), *data.identity

@@ -4,7 +4,8 @@ Trains on random vq.window-frame windows of the subset's train partition, normal
 and MoMask's VQ std; sizes and optimisation from vq.<profile>. Writes
 models/<ds>/vq_<subset>/ (vq.safetensors + vq.json with mean/std, live/ DVCLive, train.json).
 With source.<ds>.<subset>.kind pretrained it imports the upstream RVQ-VAE with its meta mean/std
-into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md).
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md); with kind none (retain only: no
+D_r reference) it writes only absent.json.
 """
 
 import sys
@@ -20,7 +21,13 @@ from hmu.models.checkpoint import save_vq
 from hmu.models.rvq import PAPER_CONFIG
 from hmu.params import load_params, profile_block, section
 from hmu.params_schema import check_params
-from hmu.pretrained import import_vq, is_pretrained
+from hmu.pretrained import (
+    import_vq,
+    is_left_out,
+    is_pretrained,
+    no_reference_reason,
+    write_absent,
+)
 from hmu.train.loop import TrainConfig
 from hmu.train.runs import finish_run, is_main, work_dir
 from hmu.train.vq import train_vq
@@ -30,8 +37,11 @@ def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
     check_params("profile", "vq", "generator.threads", "precision", "source")
     params = load_params()
+    out = Path("models") / dataset / f"vq_{subset}"
+    if is_left_out(params, dataset, subset):  # no D_r reference: a marker, no model
+        return write_absent(out, no_reference_reason(dataset))
     if is_pretrained(params, dataset, subset):
-        return import_vq(params, dataset, subset, Path("models") / dataset / f"vq_{subset}")
+        return import_vq(params, dataset, subset, out)
     torch.set_num_threads(section(params, "generator.threads"))
     model_params, train_params = profile_block(params, "vq")
     model_cfg, train_cfg = {**PAPER_CONFIG, **model_params}, TrainConfig.from_params(train_params)
@@ -41,7 +51,6 @@ def main(target: str) -> None:
     frames, offsets, lengths = frames_tensor(
         data.store, data.select("train", subset), data.mean, vq_std
     )
-    out = Path("models") / dataset / f"vq_{subset}"
     work = work_dir(dataset, f"vq_{subset}", model_cfg, vars(train_cfg), window, frames, lengths)
     start = time.perf_counter()
     model = train_vq(

@@ -14,12 +14,15 @@ metrics/<ds>/<model>/<method>_unlearn.json.
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from hmu.data.dataset import ProcessedDataset
 from hmu.errors import exits_on_bad_input
+from hmu.io import write_json
 from hmu.models.checkpoint import load_module, load_state, save_lcr_delta, save_module, vq_file
 from hmu.params import load_params, section
 from hmu.params_schema import check_params
+from hmu.pretrained import absent_reason, write_absent
 from hmu.train.finetune import finetune, finetune_config
 from hmu.train.generators import training_data
 from hmu.train.runs import work_dir
@@ -93,6 +96,12 @@ def main(target: str) -> None:
     info = {"method": method, **cfg}
     if method in ("base", "retrain"):
         pieces = base_pieces(dataset, model, cfg["subset"])
+        reason = absent_reason(*(Path(p).parent for p in (pieces["trans"], pieces["res"])))
+        if reason is not None:  # no D_r reference (source kind none): a marker, no method
+            write_absent(out, reason)
+            return write_json(
+                f"metrics/{dataset}/{model}/{method}_unlearn.json", {"absent": reason}
+            )
     elif method == "lcr":
         pieces, info["selection"] = run_lcr(cfg, dataset, model, out)
     elif method == "finetune":

@@ -7,7 +7,6 @@ ResNets), so their key sets equal the upstream ones in tests/data/official_keys.
 """
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -16,79 +15,19 @@ import torch
 import yaml
 from official_layout import official_layout
 from tiny_setup import load_stage, tiny_params, write_tiny_dataset
+from upstream_files import CLIP_DIM, released_evaluator, tiny_clip_state, upstream_files
 
 from hmu.generate import load_generator
-from hmu.models.bamm import BAMMTransformer
 from hmu.models.checkpoint import load_module, load_vq
-from hmu.models.evaluator import Evaluator
-from hmu.models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
-from hmu.models.rvq import RVQVAE
-from hmu.pretrained import upstream_evaluator
+from hmu.pretrained import absent_reason, upstream_evaluator
 
 torch.set_num_threads(1)
-K, CLIP_DIM = 24, 16  # codebook size, text width of the tiny CLIP
-BODY = dict(num_tokens=K, code_dim=16, latent_dim=24, ff_size=32, num_layers=8, num_heads=6)
 METHODS = ("base", "retrain", "finetune", "finetune_all", "lcr", "uce", "rece")
 TRAINERS = {  # stage -> the training functions it calls; under pretrained none may run
     "train_vq": ("train_vq",),
     "train_trans": ("train_transformer", "train_length_estimator"),
     "train_res": ("train_residual",),
 }
-
-
-def tiny_clip_state(width: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
-    """CLIP text-tower weights in OpenAI's key layout: one block, CLIP's vocabulary size."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen) * shape[-1] ** -0.5
-
-    p = "transformer.resblocks.0."
-    return {
-        "token_embedding.weight": randn(49408, width),
-        "positional_embedding": randn(77, width),
-        "ln_final.weight": torch.ones(width),
-        "ln_final.bias": torch.zeros(width),
-        "text_projection": randn(width, CLIP_DIM),
-        p + "attn.in_proj_weight": randn(3 * width, width),
-        p + "attn.in_proj_bias": torch.zeros(3 * width),
-        p + "attn.out_proj.weight": randn(width, width),
-        p + "attn.out_proj.bias": torch.zeros(width),
-        p + "ln_1.weight": torch.ones(width),
-        p + "ln_1.bias": torch.zeros(width),
-        p + "mlp.c_fc.weight": randn(4 * width, width),
-        p + "mlp.c_fc.bias": torch.zeros(4 * width),
-        p + "mlp.c_proj.weight": randn(width, 4 * width),
-        p + "mlp.c_proj.bias": torch.zeros(width),
-        p + "ln_2.weight": torch.ones(width),
-        p + "ln_2.bias": torch.zeros(width),
-    }
-
-
-def upstream_files(folder: Path, seed: int) -> dict:
-    """Random upstream-format checkpoints (torch.save of {upstream key: state dict}) and the
-    VQ's meta mean/std -> a source block (kind pretrained) naming them."""
-    torch.manual_seed(seed)
-    vq = RVQVAE(nb_code=K, code_dim=16, output_emb_width=16, width=16)
-    for layer in vq.quantizer.layers:
-        layer.set_codebook(torch.randn(K, 16))
-    nets = {
-        "vq": ("vq_model", vq),
-        "momask": ("t2m_transformer", MaskTransformer(**BODY, clip_dim=CLIP_DIM)),
-        "bamm": ("t2m_transformer", BAMMTransformer(**BODY, clip_dim=CLIP_DIM)),
-        "res": ("res_transformer", ResidualTransformer(**BODY, clip_dim=CLIP_DIM)),
-        "length": ("estimator", LengthEstimator(CLIP_DIM, 50, 32)),
-    }
-    folder.mkdir(parents=True)
-    paths = {}
-    for name, (key, net) in nets.items():
-        paths[name] = str(folder / f"{name}.tar")
-        torch.save({key: net.state_dict(), "ep": 1}, paths[name])
-    for name, value in (("mean", 0.1), ("std", 2.0)):
-        paths[name] = str(folder / f"{name}.npy")
-        np.save(paths[name], np.full(263, value, np.float32))
-    paths["trans"] = {"momask": paths.pop("momask"), "bamm": paths.pop("bamm")}
-    return {"kind": "pretrained", **paths}
 
 
 def test_upstream_files_have_the_upstream_keys(tmp_path):
@@ -205,10 +144,10 @@ def test_bad_sources_fail_with_the_param_named(project, monkeypatch):
             with pytest.raises((ValueError, FileNotFoundError), match=message):
                 run(stage, "tiny-all", monkeypatch, **no_training(stage))
         bad = json.loads(json.dumps(params))
-        bad["source"]["tiny"]["retain"] = {"kind": "none"}
+        bad["source"]["tiny"]["all"] = {"kind": "none"}  # only D_r can be left out
         Path("params.yaml").write_text(yaml.safe_dump(bad))
-        with pytest.raises(ValueError, match="source.tiny.retain.kind = none"):
-            run("train_res", "tiny-retain", monkeypatch)
+        with pytest.raises(ValueError, match="all.kind = none"):
+            run("train_res", "tiny-all", monkeypatch)
         bad = json.loads(json.dumps(params))
         bad["generator"]["text_encoder"] = "minilm"  # text width 384 != the transformers' 16
         np.save("data/processed/tiny/text_emb.npy", np.zeros((48, 384), np.float32))
@@ -220,27 +159,13 @@ def test_bad_sources_fail_with_the_param_named(project, monkeypatch):
         run("text_emb", "tiny", monkeypatch)
 
 
-def write_glove(folder: Path, words: list[str], dim: int) -> None:
-    """Upstream's GloVe files: our_vab_data.npy (V, dim), _words.pkl, _idx.pkl."""
-    folder.mkdir()
-    np.save(
-        folder / "our_vab_data.npy", np.random.default_rng(0).standard_normal((len(words), dim))
-    )
-    (folder / "our_vab_words.pkl").write_bytes(pickle.dumps(words))
-    (folder / "our_vab_idx.pkl").write_bytes(pickle.dumps({w: i for i, w in enumerate(words)}))
-
-
 def test_upstream_evaluator_is_loaded_not_trained(tmp_path):
-    torch.manual_seed(0)
-    released = Evaluator(263, 16, 16, 8, 15, 16, 16, 16)
-    parts = ("movement_encoder", "text_encoder", "motion_encoder")
-    torch.save({p: getattr(released, p).state_dict() for p in parts}, tmp_path / "finest.tar")
-    write_glove(tmp_path / "glove", ["unk", "sos", "eos", "person", "kick"], dim=8)
+    cfg = released_evaluator(tmp_path, ["unk", "sos", "eos", "person", "kick"])
+    released = torch.load(cfg["checkpoint"], weights_only=True)
     mean, std = np.zeros(263, np.float32), np.full(263, 2.0, np.float32)
-    cfg = {"checkpoint": str(tmp_path / "finest.tar"), "glove_dir": str(tmp_path / "glove")}
     judge = upstream_evaluator(cfg, mean, std)
-    for part in parts:
-        for key, value in getattr(released, part).state_dict().items():
+    for part, state in released.items():
+        for key, value in state.items():
             assert torch.equal(getattr(judge, part).state_dict()[key], value), key
     assert torch.equal(judge.std, torch.full((263,), 2.0))
     assert judge.caption_embedding([["person/NOUN", "kick/VERB"]]).shape == (1, 16)
@@ -249,3 +174,26 @@ def test_upstream_evaluator_is_loaded_not_trained(tmp_path):
         upstream_evaluator({**cfg, "glove_dir": None}, mean, std)
     with pytest.raises(FileNotFoundError, match="evaluator.checkpoint = .*not found"):
         upstream_evaluator({**cfg, "checkpoint": str(tmp_path / "nope.tar")}, mean, std)
+
+
+def test_left_out_reference_writes_markers(tmp_path, monkeypatch):
+    """retain kind none: the D_r stages write a marker with the reason, and the next stage
+    passes it on instead of failing on a missing model."""
+    write_tiny_dataset(tmp_path)
+    params = tiny_params()
+    params["source"] = {"tiny": {"retain": {"kind": "none"}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    run("train_vq", "tiny-retain", monkeypatch, **no_training("train_vq"))
+    run("train_res", "tiny-retain", monkeypatch, **no_training("train_res"))
+    run("train_trans", "tiny-momask-retain", monkeypatch, **no_training("train_trans"))
+    run("tokenize_motions", "tiny-retain", monkeypatch)
+    reason = "no D_r reference: params.yaml source.tiny.retain.kind is none"
+    for folder in ("vq_retain", "res_retain", "momask_retain"):
+        assert absent_reason(Path("models/tiny") / folder) == reason
+        assert [p.name for p in Path("models/tiny", folder).iterdir()] == ["absent.json"]
+    assert absent_reason("data/processed/tiny/tokens_retain.npz") == reason
+    run("unlearn", "tiny-momask-retrain", monkeypatch)
+    assert absent_reason("models/tiny/momask/retrain") == reason
+    assert absent_reason("metrics/tiny/momask/retrain_unlearn.json") == reason
+    assert absent_reason("models/tiny/vq_all", "metrics") is None

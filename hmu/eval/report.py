@@ -44,7 +44,7 @@ REFERENCE = "retrain"  # D_r
 MODEL_NAMES = {"momask": "MoMask", "bamm": "BAMM"}
 TEST_PARTS = ("forget", "retain")
 PART_ORDER = ("forget", "retain", "implicit", "implicit_seen", "implicit_heldout")
-NOT_PARTS = ("meta", "excess", "instruments")  # instruments: real.json's (report_sections)
+NOT_PARTS = ("meta", "excess", "instruments", "absent")  # instruments: real.json's
 ARROWS = {"target": "→ D_r", "down": "↓", "up": "↑", None: ""}
 DECIMALS = 3
 N_BOOT = 1000
@@ -166,6 +166,8 @@ class Results:
     runs: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     real: dict[str, dict[str, Any]] = field(default_factory=dict)
     missing: dict[str, list[Path]] = field(default_factory=dict)  # per dataset
+    # left out on purpose ({"absent": reason}: no D_r reference), per (ds, model, method)
+    absent: dict[tuple[str, str, str], str] = field(default_factory=dict)
     marks: dict[tuple[str, str, Column], dict[str, str]] = field(default_factory=dict)
     tests: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     _samples: dict[tuple[str, str, str], Any] = field(default_factory=dict)
@@ -207,7 +209,7 @@ def _entry(data: Mapping[str, Any] | None, col: Column) -> Any:
     """The JSON entry behind a cell: data[part][metric] or data["excess"][part][metric]."""
     if not data:
         return None
-    source = data.get("excess", {}) if col.excess else data
+    source = (data.get("excess") or {}) if col.excess else data
     return source.get(col.part, {}).get(col.metric)
 
 
@@ -280,6 +282,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     for part, entries in data.items():
+        if part == "absent" or (part == "excess" and entries is None):  # left out, reason
+            continue
         if not isinstance(entries, dict):
             raise ValueError(f"{path}: '{part}' must be an object")
         if part in ("meta", "instruments"):
@@ -352,6 +356,9 @@ def load_results(
                     missing.append(path)
                     continue
                 data = _read_json(path)
+                if "absent" in data:  # left out on purpose: no row, not missing
+                    results.absent[(ds, model, method)] = data["absent"]
+                    continue
                 meta = data.get("meta", {})
                 for key, want in (("dataset", ds), ("model", model), ("method", method)):
                     if key in meta and meta[key] != want:
@@ -449,6 +456,8 @@ def column_marks(results: Results, ds: str, model: str, col: Column) -> dict[str
     ranked = {m: _mean(_entry(d, col)) for m, d in runs.items() if m in RANKED_METHODS}
     ranked = {m: v for m, v in ranked.items() if _finite(v)}
     reference = _mean(_entry(runs.get(REFERENCE), col))
+    if reference is None and col.part == "retain":  # no D_r: the real retain motions
+        reference = _mean(_entry(results.real.get(ds), col))
     best = candidate_best(ranked, col.goal, reference)
     marks: dict[str, str] = {}
     if best is not None:
@@ -535,9 +544,11 @@ def toxicity_groups(results: Results, ds: str, model: str) -> list[tuple[str, li
     excess over D_r on every toxic part (the main unlearning number; raw rates are in the full
     tables), NCS@3 with the classifier, the retain rate (false alarms, not ranked)."""
     columns = toxicity_columns(results, ds, model)
+    shown = (ds, model, REFERENCE) in results.runs  # excess over D_r, else the raw rates
     groups = []
     for detector in dict.fromkeys(c.metric for c in columns if is_rate(c.metric)):
-        group = [c for c in columns if c.metric == detector and (c.excess or c.part == "retain")]
+        group = [c for c in columns
+                 if c.metric == detector and (c.excess == shown or c.part == "retain")]  # fmt: skip
         if not groups:
             group[-1:-1] = [c for c in columns if c.metric.startswith("ncs@")]
         groups.append((detector_title(detector), group))
@@ -644,7 +655,9 @@ def _relative(path: Path, start: Path) -> str:
 def _model_tables(results: Results, ds: str, model: str, plots) -> list[str]:
     name = MODEL_NAMES.get(model, model)
     out = []
-    if (ds, model, REFERENCE) not in results.runs:
+    if (ds, model, REFERENCE) in results.absent:
+        out += [_no_reference_note(results.absent[(ds, model, REFERENCE)]), ""]
+    elif (ds, model, REFERENCE) not in results.runs:
         out += ["_D_r reference missing: → D_r columns are not ranked, no excess rates._", ""]
     groups = [(f"toxicity · {name}", cols) for name, cols in toxicity_groups(results, ds, model)]
     for what, columns in [*groups, ("quality", quality_columns())]:
@@ -656,6 +669,17 @@ def _model_tables(results: Results, ds: str, model: str, plots) -> list[str]:
     for caption, link in plots.get((ds, model), ()):
         out += [f"![{caption}]({link})", ""]
     return out
+
+
+def _no_reference_note(reason: str) -> str:
+    """What the tables mean when the D_r reference was left out on purpose."""
+    return (
+        f'_{reason[:1].upper()}{reason[1:]}. The "→ D_r" columns have no reference. On the '
+        "forget set they are not ranked (the real forget motions are the toxic ones, no "
+        "target for an unlearned model); on the retain set they are ranked by closeness to "
+        "the Real motion row. The toxicity tables show raw rates: there is no excess over "
+        "D_r._"
+    )
 
 
 def _dataset_section(
