@@ -35,6 +35,7 @@ def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
     check_params("profile", "res", "generator.threads", "precision", "source")
     params = load_params()
+    precision = section(params, "precision.train")  # fp32 | bf16
     out = Path("models") / dataset / f"res_{subset}"
     if is_left_out(params, dataset, subset):  # no D_r reference: a marker, no model
         return write_absent(out, no_reference_reason(dataset))
@@ -49,7 +50,7 @@ def main(target: str) -> None:
         "num_quantizers": int(data.table.tokens.shape[2]),
     }
     model_cfg = set_by_data(model_params, "res", **sizes)
-    train_cfg = TrainConfig.from_params(train_params)
+    train_cfg = TrainConfig.from_params(train_params, precision)
     work = work_dir(dataset, f"res_{subset}", model_cfg, vars(train_cfg), *data.identity)
     start = time.perf_counter()
     net = train_residual(data, model_cfg, train_cfg, work, log_dir=out / "live")

@@ -38,6 +38,7 @@ def main(target: str) -> None:
     dataset, model, subset = target.rsplit("-", 2)
     check_params("profile", "trans", "length", "generator.threads", "precision", "source")
     params = load_params()
+    precision = section(params, "precision.train")  # fp32 | bf16
     out = Path("models") / dataset / f"{model}_{subset}"
     if is_left_out(params, dataset, subset):  # no D_r reference: a marker, no model
         return write_absent(out, no_reference_reason(dataset))
@@ -48,9 +49,9 @@ def main(target: str) -> None:
     model_params, train_params = profile_block(params, "trans")
     sizes = {"num_tokens": data.table.nb_code, "clip_dim": int(data.text_emb.shape[1])}
     model_cfg = set_by_data(model_params, "trans", **sizes)
-    train_cfg = TrainConfig.from_params(train_params)
+    train_cfg = TrainConfig.from_params(train_params, precision)
     length_cfg, length_params = profile_block(params, "length")
-    length_train = TrainConfig.from_params(length_params)
+    length_train = TrainConfig.from_params(length_params, precision)
     work = work_dir(dataset, f"{model}_{subset}", model_cfg, vars(train_cfg), *data.identity)
     length_work = work_dir(
         dataset, f"length_{model}_{subset}", length_cfg, vars(length_train), *data.identity

@@ -37,6 +37,7 @@ def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
     check_params("profile", "vq", "generator.threads", "precision", "source")
     params = load_params()
+    precision = section(params, "precision.train")  # fp32 | bf16
     out = Path("models") / dataset / f"vq_{subset}"
     if is_left_out(params, dataset, subset):  # no D_r reference: a marker, no model
         return write_absent(out, no_reference_reason(dataset))
@@ -44,7 +45,7 @@ def main(target: str) -> None:
         return import_vq(params, dataset, subset, out)
     torch.set_num_threads(section(params, "generator.threads"))
     model_params, train_params = profile_block(params, "vq")
-    model_cfg, train_cfg = {**PAPER_CONFIG, **model_params}, TrainConfig.from_params(train_params)
+    model_cfg, train_cfg = {**PAPER_CONFIG, **model_params}, TrainConfig.from_params(train_params, precision)
     window = int(section(params, "vq.window"))
     data = ProcessedDataset.open(dataset)
     vq_std = momask_vq_std(data.std)

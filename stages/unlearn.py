@@ -62,7 +62,9 @@ def run_lcr(cfg: dict, dataset: str, model: str, out) -> dict:
     return {**pieces, "lcr_delta": str(out / "lcr_delta.safetensors")}, selection
 
 
-def run_finetune(cfg: dict, dataset: str, model: str, out, subset: str = "retain") -> dict:
+def run_finetune(
+    cfg: dict, dataset: str, model: str, out, precision: str, subset: str = "retain"
+) -> dict:
     """The base transformers fine-tuned on `subset`'s motions (D_r: the baseline; all: the
     control "FT on all data"), tokenised by the base VQ-VAE. The step count is always that of
     `cfg["epochs"]` passes over D_r, so the control trains exactly as long as the baseline."""
@@ -70,7 +72,7 @@ def run_finetune(cfg: dict, dataset: str, model: str, out, subset: str = "retain
     processed = ProcessedDataset.open(dataset)
     data = training_data(processed, subset, codebook="all")
     retain_motions = len(processed.select("train", "retain"))
-    train_cfg = finetune_config(cfg["epochs"], cfg["train"], retain_motions)
+    train_cfg = finetune_config(cfg["epochs"], cfg["train"], retain_motions, precision)
     # resumable state, keyed by everything that defines the run; removed once saved
     work = work_dir(
         dataset, f"finetune_{subset}_{model}", vars(train_cfg), cfg, data.table.tokens, data.rows
@@ -105,10 +107,11 @@ def main(target: str) -> None:
     elif method == "lcr":
         pieces, info["selection"] = run_lcr(cfg, dataset, model, out)
     elif method == "finetune":
-        pieces = run_finetune(cfg, dataset, model, out)
+        pieces = run_finetune(cfg, dataset, model, out, section(params, "precision.train"))
     elif method == "finetune_all":  # the control: same steps, on the full training set
         info["finetune"] = section(params, "finetune")
-        pieces = run_finetune(info["finetune"], dataset, model, out, cfg["subset"])
+        precision = section(params, "precision.train")
+        pieces = run_finetune(info["finetune"], dataset, model, out, precision, cfg["subset"])
     else:
         raise ValueError(f"unlearn: unknown method {method!r} (uce and rece: stage unlearn_edit)")
     seconds = time.perf_counter() - start

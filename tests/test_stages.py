@@ -116,7 +116,7 @@ def test_finetune_continues_the_base_model_on_its_codebook(project, monkeypatch,
 
     stage = load_stage("unlearn")
     monkeypatch.setattr(stage, "training_data", spy)
-    pieces = stage.run_finetune(tiny_params()["finetune"], "tiny", "momask", tmp_path)
+    pieces = stage.run_finetune(tiny_params()["finetune"], "tiny", "momask", tmp_path, "fp32")
     assert calls == [(("retain",), {"codebook": "all"})]
     assert pieces["vq"] == "models/tiny/vq_all" and Path(pieces["trans"]).exists()
 
@@ -149,3 +149,37 @@ def test_stage_params_errors(project, monkeypatch):
             run("unlearn", "tiny-momask-uce")
     finally:
         Path("params.yaml").write_text(yaml.safe_dump(tiny_params()))
+
+
+class _Captured(Exception):
+    """Raised by a spy once it has the training config it was called with."""
+
+
+@pytest.mark.parametrize(
+    ("stage", "target", "trainer"),
+    [
+        ("train_vq", "tiny-all", "train_vq"),
+        ("train_trans", "tiny-momask-all", "train_transformer"),
+        ("train_res", "tiny-all", "train_residual"),
+        ("unlearn", "tiny-momask-finetune", "finetune"),
+    ],
+)
+def test_training_precision_reaches_the_trainer(project, monkeypatch, stage, target, trainer):
+    """params.yaml `precision.train` is the precision every training stage trains with (it was
+    validated but never passed on, so bf16 was silently fp32)."""
+    monkeypatch.chdir(project)
+    params = tiny_params()
+    params["precision"]["train"] = "bf16"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.extend(a for a in [*args, *kwargs.values()] if hasattr(a, "precision"))
+        raise _Captured
+
+    try:
+        with pytest.raises(_Captured):
+            run(stage, target, monkeypatch, **{trainer: spy})
+    finally:
+        Path("params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    assert [cfg.precision for cfg in seen] == ["bf16"]

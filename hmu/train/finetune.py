@@ -19,10 +19,13 @@ from hmu.train.generators import TokenData, train_residual, train_transformer
 from hmu.train.loop import TrainConfig
 
 
-def finetune_config(epochs: float, train: Mapping[str, Any], motions: int) -> TrainConfig:
-    """The training config of `epochs` passes over `motions` (train: params without steps)."""
+def finetune_config(
+    epochs: float, train: Mapping[str, Any], motions: int, precision: str | None = None
+) -> TrainConfig:
+    """The training config of `epochs` passes over `motions` (train: params without steps;
+    precision: params.yaml `precision.train`)."""
     steps = max(1, math.ceil(epochs * motions / train["batch_size"]))
-    return TrainConfig.from_params({**train, "steps": steps})
+    return TrainConfig.from_params({**train, "steps": steps}, precision)
 
 
 def finetune(

@@ -51,11 +51,15 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16: autocast of forward and loss (hmu.precision)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
-        """Build from a params dict, rejecting unknown keys and out-of-range values."""
+    def from_params(cls, params: dict[str, Any], precision: str | None = None) -> TrainConfig:
+        """Build from a params dict, rejecting unknown keys and out-of-range values.
+
+        `precision` is params.yaml's `precision.train` (a block of its own, not of the model's
+        profile); None keeps the dict's value or the fp32 default."""
         unknown = set(params) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown training params: {sorted(unknown)}")
+        params = {**params, **({} if precision is None else {"precision": precision})}
         cfg = cls(**{k: (tuple(v) if k == "betas" else v) for k, v in params.items()})
         if cfg.steps <= 0 or cfg.batch_size <= 0 or cfg.lr <= 0:
             raise ValueError(f"steps, batch_size and lr must be positive: {cfg}")
