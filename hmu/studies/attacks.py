@@ -23,6 +23,7 @@ rate is measured over `repetitions` fresh seeds and reported with t-intervals (h
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Literal, NamedTuple
 
@@ -528,22 +529,28 @@ def run_study(inputs: StudyInputs, cfg: Config) -> tuple[dict, dict[str, np.ndar
         "prompts": len(inputs.prompts),
         "base_toxic_prompts": int(base_flags.sum()),
         "scored_by": inputs.scorer,
+        "methods": methods,
+        "budgets": [0, *cfg.relearn.k],
         "attack": {}, "relearn": {}, "resurgence": {}, "relearn_excess": {},
     }  # fmt: skip
     embeddings, per_seed = {}, {}
+    clock = time.perf_counter()
     for method in methods:
         result["attack"][method], embeddings[method] = attack_method(
             inputs, method, cfg, base_flags
         )
+        print(f"attacks {method}: search {time.perf_counter() - clock:.0f} s", flush=True)
         curve = relearn_method(inputs, method, cfg, _text_rates(inputs.generators[method],
                                                                  inputs, cfg))  # fmt: skip
         per_seed[method] = curve
+        print(f"attacks {method}: relearn {time.perf_counter() - clock:.0f} s", flush=True)
         result["relearn"][method] = {str(k): _summaries(r) for k, r in curve.items()}
         resurgence = resurgence_method(inputs, method, cfg)
         result["resurgence"][method] = {
             "unattacked": _summaries(curve[0]),
             **{part: _summaries(r) for part, r in resurgence.items()},
         }
+        print(f"attacks {method}: resurgence {time.perf_counter() - clock:.0f} s", flush=True)
     for method in cfg.methods:  # excess over D_r at the same budget (same prompts and seeds)
         result["relearn_excess"][method] = {
             str(k): {
