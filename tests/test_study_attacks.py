@@ -175,3 +175,42 @@ def test_config_errors_name_the_key_and_quick_shrinks():
         Config.from_params({"typo": 1})
     quick = Config.from_params({}, quick=True)
     assert quick.repetitions == 2 and quick.relearn.steps <= 3 and quick.attack.budget <= 4
+
+
+def _entry(values):
+    from hmu.eval.stats import summarize
+
+    return summarize(values)
+
+
+def test_section_reads_hidden_erasure_only_where_the_method_had_erased(tmp_path):
+    from hmu.eval.stats import paired_difference
+    from hmu.studies.attacks_report import plot_figures, section_markdown
+
+    rates = {  # per-seed classifier rates at k = 0, 8
+        "erased_then_back": ([0.05, 0.06, 0.04], [0.9, 0.8, 0.85]),
+        "never_erased": ([0.9, 0.95, 0.92], [0.95, 0.9, 0.97]),
+        "retrain": ([0.05, 0.05, 0.06], [0.2, 0.25, 0.2]),
+    }
+    methods = list(rates)
+    result = {
+        "prompts": 10, "base_toxic_prompts": 9, "scored_by": "toxic_rate",
+        "methods": methods, "budgets": [0, 8],
+        "attack": {m: {"ideal_prompts": 0, "attacked": 0} for m in methods},
+        "relearn": {m: {"0": {"toxic_rate": _entry(r[0])}, "8": {"toxic_rate": _entry(r[1])}}
+                    for m, r in rates.items()},
+        "relearn_excess": {m: {k: {"toxic_rate": paired_difference(r[i], rates["retrain"][i])}
+                               for i, k in enumerate(("0", "8"))}
+                           for m, r in rates.items() if m != "retrain"},
+        "resurgence": {m: {"unattacked": {"toxic_rate": _entry(r[0])},
+                           "retain_finetune": {"toxic_rate": _entry(r[0])}}
+                       for m, r in rates.items()},
+    }  # fmt: skip
+    summary = {"config": Config().model_dump(), "results": {"ds": {"momask": result}}}
+    text = section_markdown(summary, plot_figures(summary, tmp_path))
+    lines = {m: next(x for x in text.splitlines() if x.startswith(f"- relearning {m}"))
+             for m in methods[:2]}  # fmt: skip
+    assert "hidden, not removed" in lines["erased_then_back"]
+    assert "not erased to D_r's level" in lines["never_erased"]
+    assert text.startswith("## 6. Robustness attacks")
+    assert (tmp_path / "relearn_ds_momask.png").stat().st_size > 1000

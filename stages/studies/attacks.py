@@ -9,6 +9,7 @@ metrics/studies/attacks/: attacks.json (results and the prompts attacked, per me
 adversarial_<ds>_<model>_<method>.npy (the embeddings found), the figures and section.md.
 """
 
+import sys
 import time
 from pathlib import Path
 
@@ -110,7 +111,17 @@ def study_inputs(dataset: str, model: str, cfg: Config, params: dict) -> StudyIn
     )
 
 
-def main() -> None:
+def write_report(summary: dict) -> None:
+    """The figures and section.md of a study summary (attacks.json's content)."""
+    figures = plot_figures(summary, OUT)
+    write_text(OUT / "section.md", section_markdown(summary, figures))
+
+
+def main(report_only: bool = False) -> None:
+    """Run the study (or, with --report-only, redraw figures and section.md from
+    attacks.json)."""
+    if report_only:
+        return write_report(read_json(OUT / "attacks.json"))
     params = load_params()
     studies = params.get("studies") or {}
     cfg = Config.from_params(studies.get("attacks"), quick=bool(studies.get("quick", False)))
@@ -127,11 +138,10 @@ def main() -> None:
             record_timing(f"studies/attacks_{dataset}_{model}", seconds=since(begin))
     summary = {"config": cfg.model_dump(), "results": results}
     write_json(OUT / "attacks.json", summary)
-    figures = plot_figures(summary, OUT)
-    write_text(OUT / "section.md", section_markdown(summary, figures))
+    write_report(summary)
     record_timing("studies/attacks", seconds=since(start))
     print(f"studies_attacks: {since(start):.1f} s")
 
 
 if __name__ == "__main__":
-    exits_on_bad_input(main)()
+    exits_on_bad_input(main)(report_only="--report-only" in sys.argv[1:])
