@@ -51,11 +51,22 @@ def import_closure(script: Path) -> set[Path]:
     return {file.relative_to(ROOT) for file in seen}
 
 
-def stage_code() -> dict[str, tuple[Path, list[str]]]:
-    """Stage name -> (its script, its deps) for every stage of dvc.yaml run by a stage script."""
+def _stages() -> dict[str, dict]:
+    """The stages of dvc.yaml and of studies/dvc.yaml (named studies/<stage>; their wdir is
+    the repository root, so their paths read the same)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    studies = ROOT / "studies" / "dvc.yaml"
+    if studies.is_file():
+        more = yaml.safe_load(studies.read_text(encoding="utf-8"))["stages"]
+        stages |= {f"studies/{name}": stage for name, stage in more.items()}
+    return stages
+
+
+def stage_code() -> dict[str, tuple[Path, list[str]]]:
+    """Stage name -> (its script, its deps) for every stage of dvc.yaml and studies/dvc.yaml
+    run by a stage script."""
     out = {}
-    for name, stage in stages.items():
+    for name, stage in _stages().items():
         body = stage.get("do", stage)
         match = re.search(r"python (stages/\S+\.py)", body["cmd"])
         if match:
