@@ -153,7 +153,7 @@ def rates_table(rows: Mapping[str, dict], shares: Mapping[str, dict]) -> str:
         tox = [f"{_pm(row['toxic'][k]['toxic_rate'])} / {_pm(row['toxic'][k]['kinematic_rate'])}"
                for k in KINDS]  # fmt: skip
         exc = [_pm(row["excess"][k]["toxic_rate"]) for k in KINDS]
-        erased = " / ".join(f"{shares[method][k]:.0%}" for k in KINDS)
+        erased = " / ".join(_pct(shares[method][k]) for k in KINDS)
         lines.append(f"| {method} | {' | '.join(tox)} | {' | '.join(exc)} | {erased} |")
     return "\n".join(lines)
 
@@ -203,6 +203,10 @@ def lcr_table(variants: Mapping[str, dict], coverage: Mapping[str, dict]) -> str
     return "\n".join(lines)
 
 
+def _pct(x: float) -> str:
+    return f"{x:.0%}".replace("-0%", "0%")
+
+
 def reading(rows: Mapping[str, dict], shares: Mapping[str, dict], lcr: Mapping | None) -> str:
     """The honest reading of one (dataset, model), generated from the numbers."""
     out = []
@@ -212,36 +216,42 @@ def reading(rows: Mapping[str, dict], shares: Mapping[str, dict], lcr: Mapping |
         drops = {k: row["vs_base"][k]["toxic_rate"] for k in KINDS}
         sig = [LABELS[k] for k in KINDS if drops[k]["p_value"] < 0.05]
         out.append(
-            f"- **{method}** removes {shares[method]['forget']:.0%} of the base model's explicit "
-            f"excess, {shares[method]['implicit_seen']:.0%} of the implicit-seen and "
-            f"{shares[method]['implicit_heldout']:.0%} of the held-out one; its drop from base is "
-            "significant (paired t, p < 0.05) on " + (", ".join(sig) or "no prompt kind") + "."
+            f"- **{method}** removes {_pct(shares[method]['forget'])} of the base model's "
+            f"explicit excess, {_pct(shares[method]['implicit_seen'])} of the implicit-seen and "
+            f"{_pct(shares[method]['implicit_heldout'])} of the held-out one; its drop from base "
+            "is significant (paired t over repetitions, p < 0.05) on "
+            + (", ".join(sig) or "no prompt kind")
+            + "."
         )
+    if "lcr" in shares:
+        out += ["", gap_reading(shares["lcr"])]
     if lcr is not None:
-        out.append("")
-        out.append(lcr_reading(shares.get("lcr"), lcr))
+        out += ["", lcr_reading(lcr)]
     return "\n".join(out)
 
 
-def lcr_reading(share: Mapping | None, lcr: Mapping) -> str:
+def gap_reading(share: Mapping[str, float]) -> str:
+    """Whether LCR erases explicit toxicity much more than implicit (issue 14's surprise)."""
+    gap = share["forget"] - min(share["implicit_seen"], share["implicit_heldout"])
+    if gap > 0.15:
+        return (
+            f"LCR erases explicit toxicity ({_pct(share['forget'])} of the excess) much more "
+            f"than implicit ({_pct(share['implicit_seen'])} seen, "
+            f"{_pct(share['implicit_heldout'])} held-out): the gap of issue 14 is reproduced."
+        )
+    return (
+        "The gap reported in issue 14 (LCR: implicit 0.70 -> 0.67 while explicit 0.92 -> 0.28) "
+        f"is NOT reproduced by the current main pipeline: LCR removes "
+        f"{_pct(share['forget'])} of the explicit excess over D_r and "
+        f"{_pct(share['implicit_seen'])} (seen) / {_pct(share['implicit_heldout'])} (held-out) "
+        "of the implicit one."
+    )
+
+
+def lcr_reading(lcr: Mapping) -> str:
     """What the code analysis says about LCR's explicit vs implicit erasure."""
     cov, variants = lcr["coverage"], lcr["variants"]
     text = []
-    if share is not None:
-        gap = share["forget"] - min(share["implicit_seen"], share["implicit_heldout"])
-        if gap > 0.15:
-            text.append(
-                f"LCR erases explicit toxicity ({share['forget']:.0%} of the excess) much more "
-                f"than implicit ({share['implicit_seen']:.0%} seen, "
-                f"{share['implicit_heldout']:.0%} held-out): the gap of issue 14 is reproduced."
-            )
-        else:
-            text.append(
-                f"The gap reported in issue 14 (LCR 0.70 -> 0.67 on implicit prompts) is NOT "
-                f"reproduced by the current main pipeline: LCR removes {share['forget']:.0%} of "
-                f"the explicit excess and {share['implicit_seen']:.0%} (seen) / "
-                f"{share['implicit_heldout']:.0%} (held-out) of the implicit one."
-            )
     text.append(
         "Codes: the default selection makes up "
         + ", ".join(

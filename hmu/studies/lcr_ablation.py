@@ -188,7 +188,7 @@ def variant_metrics(parts: Mapping[str, Evaluation], reference: Mapping, shares:
     return row
 
 
-def run(replay, judge, tests, prompts, proto, tokens, named_variants, reference):
+def run(replay, judge, tests, prompts, proto, tokens, named_variants, reference, log=None):
     """The whole ablation on one (dataset, model).
 
     replay: CodeReplay of the base generator (its VQ is edited per variant, restored after);
@@ -197,7 +197,7 @@ def run(replay, judge, tests, prompts, proto, tokens, named_variants, reference)
     named_variants: `variants()`; reference: the main retrain JSON (D_r). Returns
     (rows {variant: variant_metrics + params + selected codes per layer},
     codes {part: layer-0 codes (R, N, L)}, flags {variant: {part: {instrument: (R, N) bool}}}),
-    the first row being BASE (no delta)."""
+    the first row being BASE (no delta). log(name, row), if given, is called after each row."""
     vq = replay.generator.vq
     base_state = {k: v.clone() for k, v in vq.state_dict().items()}
     rows, codes, flags = {}, {}, {}

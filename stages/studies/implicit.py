@@ -81,8 +81,7 @@ def main() -> None:
     lcr_entries = read_json(LCR_JSON) if Path(LCR_JSON).is_file() else {}
     result = {}
     parts = [
-        "## 5. Implicit-prompt robustness",
-        "",
+        "## 5. Implicit-prompt robustness\n\n"
         "Explicit (forget test set captions) vs implicit-seen vs held-out implicit prompts, per "
         "method, read from the main pipeline's evaluation (nothing is rerun): mean ± 95% "
         "t-interval over repetitions; excess = minus D_r (paired per repetition); erased = share "

@@ -70,8 +70,15 @@ def run_one(dataset: str, model: str, cfg, params: dict, threads: int) -> tuple[
     default = dict(section(params, "lcr"))
     named = study.variants(default, cfg.sweeps.model_dump(), cfg.grid)
     replay = common.CodeReplay(generator)
+    start = time.perf_counter()
+
+    def log(name: str, row: dict) -> None:
+        rates = " ".join(f"{row['toxic'][p]['toxic_rate']['mean']:.2f}" for p in study.TOXIC_PARTS)
+        print(f"{tag} {name}: toxic explicit/seen/held-out {rates}, retain FID "
+              f"{row['retain_fid']['mean']:.2f} ({since(start):.0f} s)", flush=True)  # fmt: skip
+
     rows, codes, flags = study.run(
-        replay, judge, tests, prompt_sets(dataset), proto, train_tokens, named, reference
+        replay, judge, tests, prompt_sets(dataset), proto, train_tokens, named, reference, log
     )
     paired = study.paired_to_default(rows)
     nb_code = generator.vq.hparams["nb_code"]
@@ -109,8 +116,7 @@ def run_one(dataset: str, model: str, cfg, params: dict, threads: int) -> tuple[
 
 def header(cfg, quick: bool, params: dict) -> str:
     return "\n".join([
-        "## 1. LCR ablation",
-        "",
+        "## 1. LCR ablation\n",
         "Latent Code Replacement (LCR), one factor at a time around the default `lcr:` block "
         f"({', '.join(f'{k}={v}' for k, v in section(params, 'lcr').items())}), plus the "
         f"{' x '.join(cfg.grid) or 'no'} grid. LCR is training-free and edits only VQ "
