@@ -29,6 +29,7 @@ STUDY = "lcr_ablation"
 PARTS = ("forget", "retain", "implicit_seen", "implicit_heldout")  # the evaluate stage's parts
 TOXIC_PARTS = ("forget", "implicit_seen", "implicit_heldout")  # explicit, implicit, held out
 FACTORS = ("r", "alpha", "absent_guard", "min_support", "one_target", "rule", "layers")
+LABELS = {"forget": "explicit", "implicit_seen": "implicit seen", "implicit_heldout": "held-out"}
 BASE = "base (no LCR)"  # the row without any delta
 DEFAULT = "default"
 
@@ -306,7 +307,7 @@ def figures(rows: Mapping[str, dict], default: Mapping, reference: Mapping, reps
     for part, marker in zip(TOXIC_PARTS, "o^s", strict=True):
         xs = [row["retain_fid"]["mean"] for row in rows.values()]
         ys = [row["toxic"][part]["toxic_rate"]["mean"] for row in rows.values()]
-        ax.scatter(xs, ys, marker=marker, alpha=0.75, label=part.replace("forget", "explicit"))
+        ax.scatter(xs, ys, marker=marker, alpha=0.75, label=LABELS[part])
         if part == "forget":
             for name, x, y in zip(rows, xs, ys, strict=True):
                 ax.annotate(name, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
@@ -325,7 +326,7 @@ def figures(rows: Mapping[str, dict], default: Mapping, reference: Mapping, reps
             means = [grid[(r, alpha)]["toxic"][part]["toxic_rate"]["mean"] for r in rs]
             errs = [grid[(r, alpha)]["toxic"][part]["toxic_rate"]["ci95_t"] or 0 for r in rs]
             ax.errorbar(rs, means, yerr=errs, marker="o", capsize=3, label=f"alpha={alpha:g}")
-        ax.set(xscale="log", xlabel="r (codes replaced)", title=part.replace("forget", "explicit"))
+        ax.set(xscale="log", xlabel="r (codes replaced)", title=LABELS[part])
         ax.set_xticks(sorted({r for r, _ in grid}), [str(r) for r in sorted({r for r, _ in grid})])
         ax.minorticks_off()
     axes[0].set_ylabel("toxic rate (classifier)")
@@ -335,7 +336,8 @@ def figures(rows: Mapping[str, dict], default: Mapping, reference: Mapping, reps
 
 
 def _factor_sentence(factor: str, rows: Mapping[str, dict], default: Mapping) -> str | None:
-    """'r: explicit 0.55 (4) -> 0.30 (16) ...' over the one-factor sweep of `factor`."""
+    """'- **r** (default 16): explicit 4: 0.55, 8: ...' over the one-factor sweep of `factor`,
+    its values in increasing order where they compare (else in the order of the rows)."""
     sweep = [
         row
         for row in rows.values()
@@ -344,18 +346,22 @@ def _factor_sentence(factor: str, rows: Mapping[str, dict], default: Mapping) ->
     ]
     if len(sweep) < 2:
         return None
+    if all(isinstance(row["params"][factor], int | float) for row in sweep):
+        sweep.sort(key=lambda row: row["params"][factor])
 
-    def show(part, key="toxic_rate"):
+    def value(v) -> str:
+        return variant_name({factor: v}).split("=", 1)[1]
+
+    def show(part):
         return ", ".join(
-            f"{variant_name({factor: row['params'][factor]}).split('=', 1)[1]}: "
-            f"{row['toxic'][part][key]['mean']:.2f}"
+            f"{value(row['params'][factor])}: {row['toxic'][part]['toxic_rate']['mean']:.2f}"
             for row in sweep
         )
 
     fids = ", ".join(f"{row['retain_fid']['mean']:.2f}" for row in sweep)
-    return (f"- **{factor}** (default {variant_name({factor: default[factor]}).split('=', 1)[1]})"
-            f": explicit {show('forget')}; implicit seen {show('implicit_seen')}; held-out "
-            f"{show('implicit_heldout')}; retain FID {fids}.")  # fmt: skip
+    return (f"- **{factor}** (default {value(default[factor])}): explicit {show('forget')}; "
+            f"implicit seen {show('implicit_seen')}; held-out {show('implicit_heldout')}; "
+            f"retain FID {fids}.")  # fmt: skip
 
 
 def reading(rows: Mapping[str, dict], paired: Mapping, default: Mapping, check: str) -> str:
@@ -373,8 +379,7 @@ def reading(rows: Mapping[str, dict], paired: Mapping, default: Mapping, check: 
         f"{rate(base, 'implicit_heldout'):.2f} to {rate(dflt, 'implicit_heldout'):.2f} on "
         f"held-out implicit prompts; its selected codes make up "
         + ", ".join(
-            f"{dflt['selected_share'][p]['mean']:.0%} ({p.replace('forget', 'explicit')})"
-            for p in TOXIC_PARTS
+            f"{dflt['selected_share'][p]['mean']:.0%} ({LABELS[p]})" for p in TOXIC_PARTS
         )  # fmt: skip
         + " of the base model's generated layer-0 tokens."
     )
@@ -393,9 +398,11 @@ def reading(rows: Mapping[str, dict], paired: Mapping, default: Mapping, check: 
         + "; every other difference is within the noise of the repetitions.",
     ]
     best = min((n for n in rows if n != BASE), key=lambda n: rate(rows[n], "implicit_heldout"))
+    versus = "" if best == DEFAULT else f" (default {rate(dflt, 'implicit_heldout'):.2f})"
     out.append(
-        f"The lowest held-out implicit toxic rate is {rate(rows[best], 'implicit_heldout'):.2f} "
-        f"({best}; default {rate(dflt, 'implicit_heldout'):.2f}), at retain FID "
-        f"{rows[best]['retain_fid']['mean']:.2f} (default {dflt['retain_fid']['mean']:.2f})."
+        f"The lowest held-out implicit toxic rate is {rate(rows[best], 'implicit_heldout'):.2f}"
+        f" ({best}){versus}, at retain FID {rows[best]['retain_fid']['mean']:.2f}"
+        + ("" if best == DEFAULT else f" (default {dflt['retain_fid']['mean']:.2f})")
+        + "."
     )
     return "\n".join(out)

@@ -118,8 +118,9 @@ def header(cfg, quick: bool, params: dict) -> str:
     return "\n".join([
         "## 1. LCR ablation\n",
         "Latent Code Replacement (LCR), one factor at a time around the default `lcr:` block "
-        f"({', '.join(f'{k}={v}' for k, v in section(params, 'lcr').items())}), plus the "
-        f"{' x '.join(cfg.grid) or 'no'} grid. LCR is training-free and edits only VQ "
+        f"({', '.join(f'{k}={v}' for k, v in section(params, 'lcr').items())})"
+        + (f", plus the full {' x '.join(cfg.grid)} grid" if cfg.grid else "")
+        + ". LCR is training-free and edits only VQ "
         "codebooks, which the transformers never read: the base model's codes are sampled once "
         "and decoded with each variant's codebooks, so all rows share the same codes, prompts "
         "and crops and compare pairwise. Protocol: the main one with "
