@@ -33,6 +33,8 @@ def test_variants_one_factor_at_a_time_plus_grid_without_duplicates():
     assert list(got) == list(expected)
     assert study.variant_name({"layers": [0, 1, 2]}) == "layers=0-1-2"
     assert study.variant_name({"one_target": True}) == "one_target=true"
+    sweeps = study.layer_lists({"r": [4], "layers": ["base", "all"]}, 3)
+    assert sweeps == {"r": [4], "layers": [[0], [0, 1, 2]]}
 
 
 def test_token_share_motion_share_and_usage_match_loops():

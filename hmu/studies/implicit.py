@@ -272,9 +272,9 @@ def lcr_reading(lcr: Mapping) -> str:
         f"Of the {len(overlap['enriched']['forget'])} codes most over-used (against retain "
         "prompts) by each kind, LCR selected "
         + ", ".join(f"{overlap['selected_in_enriched'][k]} ({LABELS[k]})" for k in KINDS)
-        + "; the implicit kinds share "
-        + ", ".join(f"{overlap['overlap_with_explicit'][k]}" for k in KINDS[1:])
-        + " of them with the explicit one."
+        + "; the implicit-seen and held-out sets share "
+        + " and ".join(f"{overlap['overlap_with_explicit'][k]}" for k in KINDS[1:])
+        + " of their codes with the explicit set."
     )
     others = [n for n in variants if n != "default"]
     if others:

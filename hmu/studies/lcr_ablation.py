@@ -35,7 +35,8 @@ DEFAULT = "default"
 
 
 class Sweeps(BaseModel):
-    """Values of each factor, swept one at a time around the default (`lcr:` block)."""
+    """Values of each factor, swept one at a time around the default (`lcr:` block); layers
+    are named (`layer_lists` turns them into lcr_delta's lists)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     r: list[Annotated[int, Field(ge=1)]] = [4, 8, 16, 32]
@@ -44,7 +45,7 @@ class Sweeps(BaseModel):
     min_support: list[Annotated[int, Field(ge=1)]] = [1, 3]
     one_target: list[bool] = [False, True]
     rule: list[Literal["ratio", "union"]] = ["ratio", "union"]
-    layers: list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] = [[0]]
+    layers: list[Literal["base", "all"]] = ["base", "all"]  # layer 0 | every layer
 
 
 class Config(BaseModel):
@@ -64,6 +65,13 @@ class Config(BaseModel):
         return self.model_copy(
             update={"repetitions": 2, "prompt_repetitions": 2, "sweeps": sweeps, "grid": []}
         )
+
+
+def layer_lists(sweeps: Mapping[str, list], num_layers: int) -> dict[str, list]:
+    """`sweeps` with the named layer choices as lcr_delta's lists: base -> [0], all -> every
+    quantizer layer [0, ..., num_layers - 1]."""
+    named = {"base": [0], "all": list(range(num_layers))}
+    return {**sweeps, "layers": [named[v] for v in sweeps.get("layers", [])]}
 
 
 def variant_name(changes: Mapping[str, Any]) -> str:

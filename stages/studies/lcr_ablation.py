@@ -68,7 +68,8 @@ def run_one(dataset: str, model: str, cfg, params: dict, threads: int) -> tuple[
     tokens = data.tokens("all").tokens
     train_tokens = (tokens[data.select("train", "forget")], tokens[data.select("train", "retain")])
     default = dict(section(params, "lcr"))
-    named = study.variants(default, cfg.sweeps.model_dump(), cfg.grid)
+    sweeps = study.layer_lists(cfg.sweeps.model_dump(), tokens.shape[2])
+    named = study.variants(default, sweeps, cfg.grid)
     replay = common.CodeReplay(generator)
     start = time.perf_counter()
 
