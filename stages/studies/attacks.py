@@ -1,4 +1,4 @@
-"""Stage studies_attacks: study 6 of issue 14, robustness attacks on the unlearned models.
+"""Stage attacks: study 6 of issue 14, robustness attacks on the unlearned models.
 
 For each dataset and model of params `studies.attacks` (shrunk by `studies.quick`), loads the
 main pipeline's generators (models/<ds>/<model>/<method>/method.json, base and D_r included),
@@ -140,7 +140,7 @@ def main(report_only: bool = False) -> None:
     write_json(OUT / "attacks.json", summary)
     write_report(summary)
     record_timing("studies/attacks", seconds=since(start))
-    print(f"studies_attacks: {since(start):.1f} s")
+    print(f"attacks: {since(start):.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage studies_causal: study 4, causal intervention on the LCR-selected base-layer codes.
+"""Stage causal: study 4, causal intervention on the LCR-selected base-layer codes.
 
 Reads params `studies.causal` (hmu.studies.causal.Config), `studies.quick`, the `lcr` keys of
 the selection (r, rule, absent_guard, min_support) and `toxicity.<ds>.keywords` (explicit forget
@@ -146,7 +146,7 @@ def main() -> None:
     write_json(OUT / "causal.json", {"config": cfg.model_dump(), "quick": quick, **results})
     write_text(OUT / "section.md", section_md(cfg, results, quick))
     record_timing("studies/causal", seconds=since(start))
-    print(f"studies_causal: {since(start):.1f} s")
+    print(f"causal: {since(start):.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage studies_collateral: study 7, collateral damage and smoothness per unlearning method.
+"""Stage collateral: study 7, collateral damage and smoothness per unlearning method.
 
 Reads params `studies.collateral` (hmu.studies.collateral.Config), `studies.quick`,
 `toxicity.<ds>.keywords` (explicit forget prompts) and `data.<ds>.root` (the ground-truth
@@ -318,7 +318,7 @@ def main() -> None:
     write_json(OUT / "collateral.json", {"config": cfg.model_dump(), "quick": quick, **results})
     write_text(OUT / "section.md", section_md(cfg, results, quick))
     record_timing("studies/collateral", seconds=since(start))
-    print(f"studies_collateral: {since(start):.1f} s")
+    print(f"collateral: {since(start):.1f} s")
 
 
 if __name__ == "__main__":
