@@ -51,15 +51,24 @@ def import_closure(script: Path) -> set[Path]:
     return {file.relative_to(ROOT) for file in seen}
 
 
+DVC_FILES = ("dvc.yaml", "studies/dvc.yaml")  # the studies stages run with wdir: .. (root)
+
+
 def stage_code() -> dict[str, tuple[Path, list[str]]]:
-    """Stage name -> (its script, its deps) for every stage of dvc.yaml run by a stage script."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    """Stage name -> (its script, its deps) for every stage of the pipelines' dvc.yaml files run
+    by a stage script (studies stages as 'studies/dvc.yaml:<name>')."""
     out = {}
-    for name, stage in stages.items():
-        body = stage.get("do", stage)
-        match = re.search(r"python (stages/\S+\.py)", body["cmd"])
-        if match:
-            out[name] = (Path(match.group(1)), [str(d) for d in body.get("deps", [])])
+    for dvc_file in DVC_FILES:
+        path = ROOT / dvc_file
+        if not path.is_file():
+            continue
+        prefix = "" if dvc_file == "dvc.yaml" else f"{dvc_file}:"
+        for name, stage in yaml.safe_load(path.read_text(encoding="utf-8"))["stages"].items():
+            body = stage.get("do", stage)
+            match = re.search(r"python (stages/\S+\.py)", body["cmd"])
+            if match:
+                deps = [str(d) for d in body.get("deps", [])]
+                out[prefix + name] = (Path(match.group(1)), deps)
     return out
 
 

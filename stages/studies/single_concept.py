@@ -95,10 +95,11 @@ def main() -> None:
     params = load_params()
     cfg = study.study_config(params, NAME, study.Config)
     quick = bool((params.get("studies") or {}).get("quick", False))
-    if quick:
-        cfg = study.shrink(cfg)
-    torch.set_num_threads(section(params, "generator.threads"))
     settings = settings_of(params)
+    if quick:  # a smoke run: a few training steps, FT included
+        cfg = study.shrink(cfg)
+        settings.finetune = {**settings.finetune, "epochs": settings.finetune["epochs"] / 100}
+    torch.set_num_threads(section(params, "generator.threads"))
     start = time.perf_counter()
     results = {}
     for dataset in cfg.datasets:
