@@ -106,7 +106,7 @@ def section_md(cfg: study.Config, tables: dict, points_text: str, quick: bool) -
             f"### {dataset} / {model}\n",
             study.ablation_table(rows),
             "Reading (classifier):\n",
-            study.reading(rows, cfg.targets),
+            study.reading(rows),
             f"![edit ablation {dataset} {model}](studies/{NAME}/ablation_{dataset}_{model}.png)\n",
         ]
     return "\n".join(text)
