@@ -25,7 +25,7 @@ from hmu.params import load_params, profile_block, section
 from hmu.params_schema import check_params
 from hmu.studies import single_concept as study
 from hmu.timings import record_timing, since
-from hmu.train.runs import WORK_ROOT
+from hmu.train.runs import WORK_ROOT, digest
 
 NAME = "single_concept"
 OUT = Path("metrics/studies") / NAME
@@ -106,7 +106,9 @@ def main() -> None:
         data = ProcessedDataset.open(dataset)
         detectors = load_detectors(Path("models") / dataset / "evaluator")
         base = {m: base_pieces(dataset, m) for m in cfg.models}
-        work = WORK_ROOT / "studies" / NAME / dataset
+        # resumable states keyed by every setting, so a changed run never resumes a stale one
+        run_id = digest(cfg.model_dump(), quick, {k: params.get(k) for k in BLOCKS})
+        work = WORK_ROOT / "studies" / NAME / dataset / run_id
         results[dataset] = study.run_dataset(
             data, cfg.models, base, cfg, settings, detectors, MODELS_OUT / dataset, work
         )
