@@ -26,6 +26,7 @@ rates are paired per repetition (same prompts) against D_r^c, collateral changes
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -464,11 +465,19 @@ def run_dataset(
                                    settings.encoder_name, seed=cfg.seed)  # fmt: skip
         return prompt_flags(generator, prompts, detectors, cfg.repetitions, cfg.seed)
 
+    clock = [time.perf_counter()]
+
+    def progress(what: str) -> None:  # wall time of each step, to stdout only (never a result)
+        now = time.perf_counter()
+        print(f"single_concept {data.name}: {what} {now - clock[0]:.1f} s", flush=True)
+        clock[0] = now
+
     result: dict[str, Any] = {"prompts": {c: len(p[0]) for c, p in prompts.items()}, "models": {}}
     references: dict[str, tuple] = {}  # concept -> D_r^c's (vq, mean, std, table, res)
     for model in models:
         vq, mean, std, trans, res = base[model]
         base_flags = flags_of(vq, mean, std, trans, res)
+        progress(f"{model} base evaluated")
         per_concept = {}
         for concept, rows in splits.items():
             folder = out / concept
@@ -480,13 +489,16 @@ def run_dataset(
                 if cfg.codebook == "retrain":
                     save_vq(folder / "retrain" / "vq.safetensors", ref_vq, ref_mean, ref_std)
                 save_module(folder / "retrain" / "res.safetensors", ref_res)
+                progress(f"{concept} D_r^c codebook and residual")
             ref_vq, ref_mean, ref_std, ref_table, ref_res = references[concept]
             sizes = {"num_tokens": ref_table.nb_code, "clip_dim": int(text_cache[1].shape[1])}
             ref_trans = train_transformer(model, token_data(data, ref_table, rows[1]),
                                           {**settings.trans[0], **sizes}, trans_train,
                                           work / concept / model, progress=False)  # fmt: skip
             save_module(folder / "retrain" / f"{model}.safetensors", ref_trans)
+            progress(f"{model} {concept} D_r^c transformer")
             ref_flags = flags_of(ref_vq, ref_mean, ref_std, ref_trans, ref_res)
+            progress(f"{model} {concept} D_r^c evaluated")
             flags = {BASE: base_flags, REFERENCE: ref_flags}
             for method in cfg.methods:
                 (m_vq, m_trans, m_res), saved = unlearned_pieces(
@@ -502,7 +514,9 @@ def run_dataset(
                     work / concept / f"{method}_{model}",
                 )
                 save_artefacts(folder / method, saved, settings.lcr)
+                progress(f"{model} {concept} {method}")
                 flags[method] = flags_of(m_vq, mean, std, m_trans, m_res)
+                progress(f"{model} {concept} {method} evaluated")
             per_concept[concept] = {
                 "sizes": {"train_forget": len(rows[0]), "train_retain": len(rows[1])},
                 "rows": specificity_rows(flags, concept),
