@@ -62,10 +62,9 @@ class Config(BaseModel):
 
 
 def shrink(cfg: Config) -> Config:
-    """The `studies.quick` version: two targets, one preserve scale, the ablation's plumbing."""
-    return cfg.model_copy(
-        update={"targets": cfg.targets[:2], "preserve_scales": cfg.preserve_scales[:1]}
-    )
+    """The `studies.quick` version (plumbing only): one target, two repetitions (the stage also
+    cuts the test sets to one batch)."""
+    return cfg.model_copy(update={"targets": cfg.targets[:1], "repetitions": 2})
 
 
 def setting_points(edit: Mapping, uce: Mapping, rece: Mapping, authors: Authors) -> dict:

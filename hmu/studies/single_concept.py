@@ -86,7 +86,7 @@ def shrink(cfg: Config) -> Config:
     """The `studies.quick` version: two concepts, a few training steps, a few prompts."""
     concepts = {ds: dict(list(groups.items())[:2]) for ds, groups in cfg.concepts.items()}
     return cfg.model_copy(
-        update={"concepts": concepts, "steps_scale": 0.01, "max_prompts": 4, "repetitions": 2}
+        update={"concepts": concepts, "steps_scale": 0.01, "max_prompts": 2, "repetitions": 2}
     )
 
 

@@ -16,7 +16,7 @@ import torch
 from hmu.data.dataset import ProcessedDataset
 from hmu.errors import exits_on_bad_input
 from hmu.eval.judge import load_judge, test_set
-from hmu.eval.protocol import ProtocolConfig, evaluate_set
+from hmu.eval.protocol import BATCH, ProtocolConfig, TestSet, evaluate_set
 from hmu.generate import generation_params, load_generator
 from hmu.io import write_json, write_text
 from hmu.models.text import load_text_encoder
@@ -40,12 +40,21 @@ def evaluate(generator, sets, judge, proto) -> dict:
     return out
 
 
-def run(dataset: str, model: str, cfg: study.Config, params: dict) -> list[dict]:
+def one_batch(test: TestSet) -> TestSet:
+    """The first BATCH motions of a test set (studies.quick smoke runs)."""
+    cut = slice(0, BATCH)
+    detox = None if test.detoxified is None else test.detoxified[cut]
+    return TestSet(test.name, test.motion_ids[cut], test.motions[cut], test.captions[cut], detox)
+
+
+def run(dataset: str, model: str, cfg: study.Config, params: dict, quick: bool) -> list[dict]:
     """The table rows of one dataset and model: base, D_r, then every variant."""
     data = ProcessedDataset.open(dataset)
     judge_folder = Path("models") / dataset / "evaluator"
     judge = load_judge(judge_folder)
     sets = {s: test_set(data, s, judge_folder) for s in ("forget", "retain")}
+    if quick:
+        sets = {name: one_batch(test) for name, test in sets.items()}
     protocol = {**section(params, "protocol"), "repetitions": cfg.repetitions,
                 "mm_replications": 2, "mm_batches": 1, "mm_repetitions": 1}  # fmt: skip
     proto = ProtocolConfig(**protocol).validate()
@@ -125,7 +134,7 @@ def main() -> None:
     tables = {}
     for dataset in cfg.datasets:
         for model in cfg.models:
-            rows = run(dataset, model, cfg, params)
+            rows = run(dataset, model, cfg, params, quick)
             tables[(dataset, model)] = rows
             study.plot_ablation(
                 rows, OUT / f"ablation_{dataset}_{model}.png", f"{dataset} / {model}"
