@@ -321,6 +321,7 @@ class Params(Block):
     bamm: BammBlock
     gallery: GalleryBlock
     precision: PrecisionBlock
+    studies: dict[str, Any] = {}  # validated per study by hmu.studies.<study>.Config
 
     @model_validator(mode="after")
     def _datasets_are_configured(self) -> Params:

@@ -51,15 +51,21 @@ def import_closure(script: Path) -> set[Path]:
     return {file.relative_to(ROOT) for file in seen}
 
 
+PIPELINES = ("dvc.yaml", "studies/dvc.yaml")  # the main pipeline and the studies (wdir: ..)
+
+
 def stage_code() -> dict[str, tuple[Path, list[str]]]:
-    """Stage name -> (its script, its deps) for every stage of dvc.yaml run by a stage script."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    """'<dvc.yaml>:<stage>' -> (its script, its deps) for every stage of PIPELINES run by a
+    stage script; paths relative to the repository root (the studies' stages run there)."""
     out = {}
-    for name, stage in stages.items():
-        body = stage.get("do", stage)
-        match = re.search(r"python (stages/\S+\.py)", body["cmd"])
-        if match:
-            out[name] = (Path(match.group(1)), [str(d) for d in body.get("deps", [])])
+    for pipeline in PIPELINES:
+        stages = yaml.safe_load((ROOT / pipeline).read_text(encoding="utf-8"))["stages"]
+        for name, stage in stages.items():
+            body = stage.get("do", stage)
+            match = re.search(r"python (stages/\S+\.py)", body["cmd"])
+            if match:
+                deps = [str(d) for d in body.get("deps", [])]
+                out[f"{pipeline}:{name}"] = (Path(match.group(1)), deps)
     return out
 
 
@@ -78,4 +84,4 @@ def test_stage_deps_cover_its_import_closure(stage):
     script, deps = stage_code()[stage]
     assert str(script) in deps, f"{stage}: {script} is not a dep"
     missing = sorted(str(f) for f in import_closure(ROOT / script) if not _covered(f, deps))
-    assert not missing, f"dvc.yaml stage {stage} runs code it does not depend on: {missing}"
+    assert not missing, f"stage {stage} runs code it does not depend on: {missing}"
