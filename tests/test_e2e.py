@@ -123,9 +123,13 @@ def methods() -> list[str]:
 
 
 METHODS = methods()
-# evaluated by default: every method of MoMask, BAMM's D_r reference and LCR (its generation path
-# and the codebook edit); test_full_sweep (slow) evaluates the rest of BAMM's
-DEFAULT_SWEEP = [*(("momask", m) for m in METHODS), ("bamm", "retrain"), ("bamm", "lcr")]
+# evaluated by default (time): MoMask's D_r reference, base, a closed-form edit (UCE) and LCR,
+# BAMM's D_r and LCR (its generation path and the codebook edit); test_full_sweep (slow)
+# evaluates every other method of both models (test_stages already generates with each)
+DEFAULT_SWEEP = [("momask", m) for m in ("retrain", "base", "uce", "lcr")] + [
+    ("bamm", "retrain"),
+    ("bamm", "lcr"),
+]
 FULL_SWEEP = [(model, method) for model in MODELS for method in METHODS]
 
 
@@ -485,7 +489,7 @@ def test_reruns_at_production_threads_give_identical_bytes(at_root, monkeypatch)
 
 @pytest.mark.slow
 def test_full_sweep_every_method_of_both_models(at_root, monkeypatch):
-    """The rest of BAMM's methods (about 5 evaluations more), then the same checks and the
+    """Every other method of both models (8 evaluations more), then the same checks and the
     report over the full sweep."""
     with production_threads():
         evaluate_and_report(monkeypatch, [p for p in FULL_SWEEP if p not in DEFAULT_SWEEP])
