@@ -12,7 +12,16 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from tiny_setup import FakeEncoder, K, Q, load_stage, tiny_params, write_tiny_dataset
+from tiny_setup import (
+    FakeEncoder,
+    K,
+    Q,
+    load_stage,
+    run_generator_stages,
+    run_stage,
+    tiny_params,
+    write_tiny_dataset,
+)
 
 from hmu.data.dataset import ProcessedDataset
 from hmu.generate import load_generator
@@ -23,14 +32,6 @@ torch.set_num_threads(1)
 METHODS = ("base", "retrain", "finetune", "finetune_all", "lcr", "uce", "rece")
 
 
-def run(name: str, target: str, monkeypatch=None, **patches):
-    """Run stages/<name>.py for `target`, with module attributes replaced by `patches`."""
-    stage = load_stage(name)
-    for attr, value in patches.items():
-        monkeypatch.setattr(stage, attr, value)
-    return stage.main(target)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A tiny project after every generator and unlearning stage of dataset 'tiny'."""
@@ -39,19 +40,7 @@ def project(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        fake = {"load_text_encoder": lambda *a, **k: FakeEncoder()}
-        run("text_emb", "tiny", mp, **fake)
-        for subset in ("all", "retain"):
-            run("train_vq", f"tiny-{subset}")
-            run("tokenize_motions", f"tiny-{subset}")
-            run("train_res", f"tiny-{subset}")
-            for model in ("momask", "bamm"):
-                run("train_trans", f"tiny-{model}-{subset}")
-        for model in ("momask", "bamm"):
-            for method in ("base", "retrain", "finetune", "finetune_all", "lcr"):
-                run("unlearn", f"tiny-{model}-{method}")
-            for method in ("uce", "rece"):
-                run("unlearn_edit", f"tiny-{model}-{method}", mp, **fake)
+        run_generator_stages(mp)
     return root
 
 
@@ -144,9 +133,9 @@ def test_stage_params_errors(project, monkeypatch):
     Path("params.yaml").write_text(yaml.safe_dump(bad))
     try:
         with pytest.raises(ValueError, match="set by the data"):
-            run("train_res", "tiny-all")
+            run_stage("train_res", "tiny-all")
         with pytest.raises(ValueError, match="unlearn_edit"):
-            run("unlearn", "tiny-momask-uce")
+            run_stage("unlearn", "tiny-momask-uce")
     finally:
         Path("params.yaml").write_text(yaml.safe_dump(tiny_params()))
 

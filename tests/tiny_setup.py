@@ -175,3 +175,34 @@ def load_stage(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_stage(name: str, *target: str, monkeypatch=None, **patches):
+    """Run stages/<name>.py as DVC does (main(target), params.yaml in the working directory),
+    with module attributes of the stage replaced by `patches` (needs `monkeypatch`)."""
+    stage = load_stage(name)
+    for attr, value in patches.items():
+        monkeypatch.setattr(stage, attr, value)
+    return stage.main(*target)
+
+
+def run_generator_stages(monkeypatch, dataset: str = "tiny") -> None:
+    """Every generator and unlearning stage of `dataset`, in dvc.yaml's order, in the working
+    directory: text_emb, train_vq / tokenize / train_res / train_trans per subset, then unlearn
+    (with the control finetune_all) and unlearn_edit for both models. Text features come from
+    FakeEncoder."""
+    fake = {"load_text_encoder": lambda *a, **k: FakeEncoder()}
+    run_stage("text_emb", dataset, monkeypatch=monkeypatch, **fake)
+    for subset in ("all", "retain"):
+        run_stage("train_vq", f"{dataset}-{subset}")
+        run_stage("tokenize_motions", f"{dataset}-{subset}")
+        run_stage("train_res", f"{dataset}-{subset}")
+        for model in ("momask", "bamm"):
+            run_stage("train_trans", f"{dataset}-{model}-{subset}")
+    for model in ("momask", "bamm"):
+        for method in ("base", "retrain", "finetune", "finetune_all", "lcr"):
+            run_stage("unlearn", f"{dataset}-{model}-{method}")
+        for method in ("uce", "rece"):
+            run_stage(
+                "unlearn_edit", f"{dataset}-{model}-{method}", monkeypatch=monkeypatch, **fake
+            )
