@@ -168,7 +168,7 @@ def test_training_precision_reaches_the_trainer(project, monkeypatch, stage, tar
 
     try:
         with pytest.raises(_Captured):
-            run(stage, target, monkeypatch, **{trainer: spy})
+            run_stage(stage, target, monkeypatch=monkeypatch, **{trainer: spy})
     finally:
         Path("params.yaml").write_text(yaml.safe_dump(tiny_params()))
     assert [cfg.precision for cfg in seen] == ["bf16"]
