@@ -4,8 +4,8 @@ Trains on all code layers of tokens_<subset>.npz (train partition of the subset)
 like train_trans, sizes/optimisation from res.<profile>. Writes models/<ds>/res_<subset>/
 (res.safetensors/.json, live/, train.json).
 With source.<ds>.<subset>.kind pretrained it imports the upstream residual transformer
-into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md); with kind none (retain only: no
-D_r reference) it writes only absent.json.
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md); with
+kind none (retain only: no D_r reference) it writes only absent.json.
 """
 
 import sys

@@ -5,9 +5,9 @@ conditioned on one of its captions' text_emb rows, with sizes/optimisation from
 trans.<profile> (one block for both models); then the length estimator (length.<profile>).
 Writes models/<ds>/<model>_<subset>/ (trans.safetensors/.json, length.safetensors/.json, live/,
 train.json).
-With source.<ds>.<subset>.kind pretrained it imports the upstream transformer (and length estimator)
-into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md); with kind none (retain only: no
-D_r reference) it writes only absent.json.
+With source.<ds>.<subset>.kind pretrained it imports the upstream transformer (and length
+estimator) into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md); with
+kind none (retain only: no D_r reference) it writes only absent.json.
 """
 
 import sys

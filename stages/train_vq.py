@@ -4,8 +4,8 @@ Trains on random vq.window-frame windows of the subset's train partition, normal
 and MoMask's VQ std; sizes and optimisation from vq.<profile>. Writes
 models/<ds>/vq_<subset>/ (vq.safetensors + vq.json with mean/std, live/ DVCLive, train.json).
 With source.<ds>.<subset>.kind pretrained it imports the upstream RVQ-VAE with its meta mean/std
-into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md); with kind none (retain only: no
-D_r reference) it writes only absent.json.
+into the same folder instead, training nothing (hmu.pretrained, docs/pretrained.md); with
+kind none (retain only: no D_r reference) it writes only absent.json.
 """
 
 import sys
@@ -45,7 +45,10 @@ def main(target: str) -> None:
         return import_vq(params, dataset, subset, out)
     torch.set_num_threads(section(params, "generator.threads"))
     model_params, train_params = profile_block(params, "vq")
-    model_cfg, train_cfg = {**PAPER_CONFIG, **model_params}, TrainConfig.from_params(train_params, precision)
+    model_cfg, train_cfg = (
+        {**PAPER_CONFIG, **model_params},
+        TrainConfig.from_params(train_params, precision),
+    )
     window = int(section(params, "vq.window"))
     data = ProcessedDataset.open(dataset)
     vq_std = momask_vq_std(data.std)

@@ -25,9 +25,10 @@ from hmu.data.humanml import UNIT
 from hmu.eval import stats
 from hmu.eval.judge import load_judge, test_set
 from hmu.eval.protocol import Judge, ProtocolConfig, evaluate_prompts, evaluate_set_samples
-from hmu.io import atomic_path
+from hmu.io import atomic_path, write_json, write_text
 from hmu.params import load_params, processed_dir
 from hmu.params_schema import ParamsError
+from hmu.timings import record_timing, since
 
 INSTRUMENTS = ("toxic_rate", "kinematic_rate")  # classifier, kinematic strike detector
 STUDIES_DIR = Path("metrics/studies")  # <study>/: <study>.json, figures, section.md
@@ -38,6 +39,15 @@ REFERENCE = "retrain"  # the D_r model the excess rates are measured against
 def study_dir(study: str, root: str | Path = STUDIES_DIR) -> Path:
     """metrics/studies/<study>: the study's JSON, figures and section.md."""
     return Path(root) / study
+
+
+def write_study(study: str, result: dict, sections: Sequence[str], start: float) -> None:
+    """A study's outputs: <study>.json (metrics, no timings) and section.md (its part of
+    metrics/studies.md) in study_dir(study); its wall time goes to timings/ only."""
+    write_json(study_dir(study) / f"{study}.json", result)
+    write_text(study_dir(study) / "section.md", "\n\n".join(sections) + "\n")
+    record_timing(f"studies/{study}", seconds=since(start))
+    print(f"studies {study}: {since(start):.0f} s")
 
 
 def study_params(study: str, config: type[BaseModel], params: dict | None = None):

@@ -21,27 +21,11 @@ from hmu.generate import load_generator
 from hmu.io import write_json, write_text
 from hmu.params import load_params, processed_dir, section
 from hmu.studies import causal as study
+from hmu.studies.common import study_params
 from hmu.timings import record_timing, since
 
 OUT = Path("metrics/studies/causal")
 LCR_KEYS = ("r", "rule", "absent_guard", "min_support")
-
-
-def load_config(params: dict) -> tuple[study.Config, bool]:
-    """The validated study block (ValueError naming studies.causal) and studies.quick."""
-    from pydantic import ValidationError
-
-    block = section(params, "studies")
-    try:
-        cfg = study.Config(**(block.get("causal") or {}))
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise ValueError(f"params.yaml studies.causal.{where}: {first['msg']}") from None
-    quick = block.get("quick", False)
-    if not isinstance(quick, bool):
-        raise ValueError(f"params.yaml studies.quick: expected true/false, got {quick!r}")
-    return cfg, quick
 
 
 def prompts_of(data: ProcessedDataset, subset: str, keywords: list[str] | None):
@@ -129,7 +113,7 @@ def section_md(cfg, results: dict, quick: bool) -> str:
 
 def main() -> None:
     params = load_params()
-    cfg, quick = load_config(params)
+    cfg, quick = study_params("causal", study.Config, params)
     lcr = {k: section(params, f"lcr.{k}") for k in LCR_KEYS}
     if quick:
         cfg = cfg.model_copy(update={"repetitions": 2, "prompts": min(cfg.prompts, 8)})

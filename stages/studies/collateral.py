@@ -27,6 +27,7 @@ from hmu.models.text import load_text_encoder
 from hmu.params import load_params, processed_dir, section
 from hmu.studies import collateral as study
 from hmu.studies.causal import save_png
+from hmu.studies.common import study_params
 from hmu.timings import record_timing, since
 
 OUT = Path("metrics/studies/collateral")
@@ -38,23 +39,6 @@ WORSE = {
     "jerk.retain": "down",
     "jerk.forget": "down",
 }  # fmt: skip  goal of the better value
-
-
-def load_config(params: dict) -> tuple[study.Config, bool]:
-    """The validated study block (ValueError naming studies.collateral) and studies.quick."""
-    from pydantic import ValidationError
-
-    block = section(params, "studies")
-    try:
-        cfg = study.Config(**(block.get("collateral") or {}))
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise ValueError(f"params.yaml studies.collateral.{where}: {first['msg']}") from None
-    quick = block.get("quick", False)
-    if not isinstance(quick, bool):
-        raise ValueError(f"params.yaml studies.quick: expected true/false, got {quick!r}")
-    return cfg, quick
 
 
 def real_reference(data, gt, judge, window: int, partition: str):
@@ -303,7 +287,7 @@ def reading(summary: dict, methods) -> str:
 
 def main() -> None:
     params = load_params()
-    cfg, quick = load_config(params)
+    cfg, quick = study_params("collateral", study.Config, params)
     if quick:
         cfg = cfg.model_copy(update={"repetitions": 2, "phrasings": 1, "test_prompts": 8})
     torch.set_num_threads(int(section(params, "generator.threads")))

@@ -12,11 +12,9 @@ from pathlib import Path
 
 from hmu.errors import exits_on_bad_input, read_json
 from hmu.eval.run import load_samples
-from hmu.io import write_json, write_text
 from hmu.params import load_params
 from hmu.studies import common, lcr_ablation
 from hmu.studies import implicit as study
-from hmu.timings import record_timing, since
 
 OUT = common.study_dir(study.STUDY)
 LCR_JSON = common.study_dir(lcr_ablation.STUDY) / f"{lcr_ablation.STUDY}.json"
@@ -94,10 +92,7 @@ def main() -> None:
         for model in cfg.models:
             result[f"{dataset}/{model}"], text = run_one(dataset, model, cfg, lcr_entries)
             parts.append(text)
-    write_json(OUT / f"{study.STUDY}.json", result)
-    write_text(OUT / "section.md", "\n\n".join(parts) + "\n")
-    record_timing(f"studies/{study.STUDY}", seconds=since(start))
-    print(f"studies {study.STUDY}: {since(start):.1f} s")
+    common.write_study(study.STUDY, result, parts, start)
 
 
 if __name__ == "__main__":

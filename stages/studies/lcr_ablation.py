@@ -15,12 +15,11 @@ from hmu.data.dataset import ProcessedDataset
 from hmu.errors import exits_on_bad_input
 from hmu.eval.judge import test_set
 from hmu.eval.run import prompt_sets, save_samples
-from hmu.io import write_json, write_text
 from hmu.params import load_params, section
 from hmu.params_schema import check_params
 from hmu.studies import common
 from hmu.studies import lcr_ablation as study
-from hmu.timings import record_timing, since
+from hmu.timings import since
 
 OUT = common.study_dir(study.STUDY)
 SAMPLES = common.SAMPLES_DIR / study.STUDY
@@ -146,10 +145,7 @@ def main() -> None:
         for model in cfg.models:
             result[f"{dataset}/{model}"], text = run_one(dataset, model, cfg, params, threads)
             parts.append(text)
-    write_json(OUT / f"{study.STUDY}.json", result)
-    write_text(OUT / "section.md", "\n\n".join(parts) + "\n")
-    record_timing(f"studies/{study.STUDY}", seconds=since(start))
-    print(f"studies {study.STUDY}: {since(start):.0f} s")
+    common.write_study(study.STUDY, result, parts, start)
 
 
 if __name__ == "__main__":
