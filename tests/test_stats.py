@@ -192,8 +192,11 @@ def test_paired_t_p_value_matches_scipy():
     expected = sps.ttest_rel(np.abs(b - ref), np.abs(a - ref), alternative="greater").pvalue
     assert stats.paired_t_p_value(a, b, "target", ref) == pytest.approx(expected)
     assert math.isnan(stats.paired_t_p_value([0.3], [0.4], "down"))  # one pass: no test
+    assert stats.paired_t_p_value([0.2, 0.3], [0.2, 0.3], "down") == 0.5  # equal: no evidence
+    assert stats.paired_t_p_value([0.25, 0.5], [0.5, 0.75], "down") == 0.0  # always lower
+    assert stats.paired_t_p_value([0.5, 0.75], [0.25, 0.5], "down") == 1.0
     assert stats.paired_t_p_value([0.3, 0.3], [0.4, 0.4], "down") == 0.0
-    assert stats.paired_t_p_value(a, a, "down") == 1.0
+    assert stats.paired_t_p_value(a, a, "down") == 0.5  # identical: no evidence either way
 
 
 def test_spearman():

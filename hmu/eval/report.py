@@ -17,6 +17,9 @@ beat significantly are its statistical ties, marked "≈" (the candidate too). T
 paired bootstrap on the per-sample arrays (same prompts, lengths and crops for every method),
 else a paired t test over the per-repetition values. "→ D_r" columns prefer closeness to the
 D_r row (the model retrained without the forget set); "↓"/"↑" lower/higher values.
+
+Over 450 lines because loading, ranking and rendering share the Results/Column types and every
+table is built from them; the instrument, VQ and LCR sections live in report_sections.py.
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ def paired_t_p_value(a_values, b_values, goal: str, reference=None) -> float:
     """One-sided p-value of "a is better than b" from per-repetition values (paired t test).
 
     reference: a number or per-repetition values (goal "target"). NaN when there are fewer
-    than 2 repetitions (no test possible); 0 or 1 when every repetition differs the same way.
+    than 2 repetitions (no test possible); 0 or 1 when every repetition differs the same way, 0.5
+    when a and b are equal in every repetition (no evidence either way).
     """
     a, b = _paired_arrays(a_values, b_values, "paired_t_p_value")
     ref = None if reference is None else np.asarray(reference, dtype=np.float64)
@@ -91,7 +92,7 @@ def paired_t_p_value(a_values, b_values, goal: str, reference=None) -> float:
         return float("nan")
     spread = gain.std(ddof=1)
     if spread == 0:
-        return 0.0 if gain.mean() > 0 else 1.0
+        return 0.5 if gain.mean() == 0 else float(gain.mean() < 0)
     return float(stats.t.sf(gain.mean() / (spread / np.sqrt(gain.size)), gain.size - 1))
 
 

@@ -18,6 +18,9 @@ attacked the same way as the reference:
 
 Everything is deterministic given the seeds; generation is sampled (discrete tokens), so every
 rate is measured over `repetitions` fresh seeds and reported with t-intervals (hmu.eval.stats).
+
+Over 450 lines because the four attacks share the generator plumbing (embedding feeds, prefix
+completion, relearning copies); the figures and the section text live in attacks_report.py.
 """
 
 from __future__ import annotations

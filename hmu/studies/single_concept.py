@@ -21,6 +21,10 @@ Prompts: captions of the TEST motions that match exactly one concept of the list
 and collateral prompt sets are disjoint), at most `max_prompts` per concept, each generated
 `repetitions` times at its motion's length. Intervals are Student-t over repetitions; excess
 rates are paired per repetition (same prompts) against D_r^c, collateral changes against base.
+
+Over 450 lines because the concept split, the per-concept training of D_r^c and the methods, and
+the specificity table share one settings object; splitting them would pass it through three
+modules.
 """
 
 from __future__ import annotations
