@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
     if argv == ["--check"]:
         check()
         return
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         raise SystemExit("usage: old_evaluator_padding.py STAGE_SCRIPT [ARGS...] | --check")
     evaluator_module.Evaluator.motion_embedding = old_motion_embedding
     sys.argv = argv
