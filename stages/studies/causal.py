@@ -18,11 +18,9 @@ from hmu.data.toxicity import match_keywords
 from hmu.errors import exits_on_bad_input
 from hmu.eval.instruments import load_detectors
 from hmu.generate import load_generator
-from hmu.io import write_json, write_text
 from hmu.params import load_params, processed_dir, section
 from hmu.studies import causal as study
-from hmu.studies.common import study_params
-from hmu.timings import record_timing, since
+from hmu.studies.common import study_params, write_study
 
 OUT = Path("metrics/studies/causal")
 LCR_KEYS = ("r", "rule", "absent_guard", "min_support")
@@ -127,10 +125,8 @@ def main() -> None:
             results.setdefault(dataset, {})[model] = result
             study.plot_curves(result, OUT / f"{dataset}_{model}.png",
                               f"Causal intervention: {dataset} / {model}")  # fmt: skip
-    write_json(OUT / "causal.json", {"config": cfg.model_dump(), "quick": quick, **results})
-    write_text(OUT / "section.md", section_md(cfg, results, quick))
-    record_timing("studies/causal", seconds=since(start))
-    print(f"causal: {since(start):.1f} s")
+    result = {"config": cfg.model_dump(), "quick": quick, **results}
+    write_study("causal", result, [section_md(cfg, results, quick).rstrip("\n")], start)
 
 
 if __name__ == "__main__":

@@ -21,14 +21,12 @@ from hmu.eval import stats
 from hmu.eval.instruments import pad
 from hmu.eval.judge import load_judge
 from hmu.generate import load_generator
-from hmu.io import write_json, write_text
 from hmu.methods import method_label
 from hmu.models.text import load_text_encoder
 from hmu.params import load_params, processed_dir, section
 from hmu.studies import collateral as study
 from hmu.studies.causal import save_png
-from hmu.studies.common import study_params
-from hmu.timings import record_timing, since
+from hmu.studies.common import study_params, write_study
 
 OUT = Path("metrics/studies/collateral")
 HEADLINE = ("near", "composition.with", "composition.without", "jerk.retain", "jerk.forget")
@@ -299,10 +297,8 @@ def main() -> None:
             results.setdefault(dataset, {})[model] = result
             plot(result, cfg.methods, OUT / f"{dataset}_{model}.png",
                  f"Collateral damage and smoothness: {dataset} / {model}")  # fmt: skip
-    write_json(OUT / "collateral.json", {"config": cfg.model_dump(), "quick": quick, **results})
-    write_text(OUT / "section.md", section_md(cfg, results, quick))
-    record_timing("studies/collateral", seconds=since(start))
-    print(f"collateral: {since(start):.1f} s")
+    result = {"config": cfg.model_dump(), "quick": quick, **results}
+    write_study("collateral", result, [section_md(cfg, results, quick).rstrip("\n")], start)
 
 
 if __name__ == "__main__":
