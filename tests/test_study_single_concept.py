@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from hmu.studies import single_concept as sc
+from hmu.studies.common import study_params
 
 CONCEPTS = {"kick": ["kick"], "punch": ["punch", "jab"], "beat": ["beat", "hit"]}
 
@@ -114,8 +115,8 @@ def test_config_needs_two_concepts_and_quick_shrinks():
     cfg = sc.Config.model_validate(block)
     assert list(sc.shrink(cfg).concepts["humanml3d"]) == ["kick", "punch"]
     with pytest.raises(ValueError, match="studies.single_concept.steps_scale"):
-        sc.study_config({"studies": {"single_concept": {**block, "steps_scale": 2.0}}},
-                        "single_concept", sc.Config)  # fmt: skip
+        study_params("single_concept", sc.Config,
+                     {"studies": {"single_concept": {**block, "steps_scale": 2.0}}})  # fmt: skip
 
 
 def test_scaled_train_scales_schedule():

@@ -648,20 +648,3 @@ def plot_specificity(per_concept: Mapping[str, Any], path: str | Path, title: st
     FigureCanvasAgg(figure)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-
-
-def study_config(params: Mapping[str, Any], name: str, model: type[BaseModel]) -> BaseModel:
-    """params.yaml `studies.<name>` validated by `model`; ValueError with one line naming the
-    first bad key otherwise."""
-    from pydantic import ValidationError
-
-    block = (params.get("studies") or {}).get(name)
-    if block is None:
-        raise ValueError(f"params.yaml: missing block studies.{name}")
-    try:
-        return model.model_validate(block)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        where = f"studies.{name}" + (f".{key}" if key else "")
-        raise ValueError(f"params.yaml {where}: {first['msg']}") from None

@@ -23,7 +23,8 @@ from hmu.models.text import load_text_encoder
 from hmu.params import load_params, processed_dir, section
 from hmu.params_schema import check_params
 from hmu.studies import edit_ablation as study
-from hmu.studies.single_concept import make_generator, study_config
+from hmu.studies.common import study_params
+from hmu.studies.single_concept import make_generator
 from hmu.timings import record_timing, since
 from hmu.unlearn.prompts import edit_embeddings, sampled_captions
 
@@ -124,9 +125,8 @@ def section_md(cfg: study.Config, tables: dict, points_text: str, quick: bool) -
 def main() -> None:
     check_params("edit", "uce", "rece", "protocol", "generation", "generator", "precision", "bamm")
     params = load_params()
-    cfg = study_config(params, NAME, study.Config)
+    cfg, quick = study_params(NAME, study.Config, params)
     check_params(*(f"toxicity.{ds}.keywords" for ds in cfg.datasets))
-    quick = bool((params.get("studies") or {}).get("quick", False))
     if quick:
         cfg = study.shrink(cfg)
     torch.set_num_threads(section(params, "evaluator.threads"))

@@ -24,6 +24,7 @@ from hmu.models.text import load_text_encoder
 from hmu.params import load_params, profile_block, section
 from hmu.params_schema import check_params
 from hmu.studies import single_concept as study
+from hmu.studies.common import study_params
 from hmu.timings import record_timing, since
 from hmu.train.runs import WORK_ROOT, digest
 
@@ -93,8 +94,7 @@ def section_md(cfg: study.Config, results: dict, quick: bool) -> str:
 def main() -> None:
     check_params(*BLOCKS)
     params = load_params()
-    cfg = study.study_config(params, NAME, study.Config)
-    quick = bool((params.get("studies") or {}).get("quick", False))
+    cfg, quick = study_params(NAME, study.Config, params)
     settings = settings_of(params)
     if quick:  # a smoke run: a few training steps, FT included
         cfg = study.shrink(cfg)
