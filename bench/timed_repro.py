@@ -1,9 +1,13 @@
 """Run a DVC command and report the wall time of every stage it runs.
 
-Usage: python bench/timed_repro.py dvc repro  (any command that prints "Running stage 'X'").
-Writes the full log to timed_repro.log and a table of stage times to stdout.
+Usage: python bench/timed_repro.py [--json PATH] dvc repro ...  (any command that prints
+"Running stage 'X'"). Writes the full log to timed_repro.log and a table of stage times to
+stdout; with --json also {"command", "machine", "stages": {stage: seconds}, "total"} to PATH
+(e.g. studies/times.json, which metrics/studies.md quotes).
 """
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -11,9 +15,9 @@ import time
 from pathlib import Path
 
 
-def main(command: list[str]) -> int:
-    start = last = time.perf_counter()
-    current, times = None, {}
+def run_timed(command: list[str]) -> tuple[int, dict[str, float]]:
+    """Exit code of `command` and the wall seconds of each stage it ran, in order."""
+    current, times, last = None, {}, time.perf_counter()
     with Path("timed_repro.log").open("w") as log:
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
@@ -29,9 +33,34 @@ def main(command: list[str]) -> int:
         code = proc.wait()
     if current:
         times[current] = time.perf_counter() - last
+    return code, times
+
+
+def write_times(path: Path, command: list[str], times: dict[str, float], total: float) -> None:
+    """The stage times as JSON (seconds rounded to 1), written atomically."""
+    record = {
+        "command": " ".join(command),
+        "machine": f"{os.cpu_count()} cores",
+        "stages": {name: round(seconds) for name, seconds in times.items()},
+        "total": round(total),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def main(args: list[str]) -> int:
+    out = None
+    if args[:1] == ["--json"]:
+        out, args = Path(args[1]), args[2:]
+    start = time.perf_counter()
+    code, times = run_timed(args)
+    total = time.perf_counter() - start
     for name, seconds in times.items():
         print(f"{seconds:8.1f} s  {name}")
-    print(f"{time.perf_counter() - start:8.1f} s  total ({len(times)} stages, exit {code})")
+    print(f"{total:8.1f} s  total ({len(times)} stages, exit {code})")
+    if out and code == 0:
+        write_times(out, args, times, total)
     return code
 
 

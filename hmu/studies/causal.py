@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hmu.data.humanml import MAX_FRAMES, UNIT
 from hmu.eval import stats
 from hmu.precision import autocast
+from hmu.studies.common import save_figure
 from hmu.unlearn.lcr import code_presence, layer_selection
 
 Share = Annotated[float, Field(gt=0, le=1)]
@@ -286,17 +287,6 @@ TITLES = {"inject": "inject selected codes (retain prompts)",
           "remove": "remove selected codes (explicit forget prompts)"}  # fmt: skip
 
 
-def save_png(figure, path) -> None:
-    """Write a matplotlib Figure as PNG atomically, without version metadata."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from hmu.io import atomic_path
-
-    FigureCanvasAgg(figure)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-
-
 def _curve(summary: dict, key: str) -> tuple[list[float], list[float]]:
     """Means and t half-widths of the unedited point followed by a curve."""
     points = [summary["unedited"], *summary[key]]
@@ -329,7 +319,7 @@ def plot_curves(result: dict, path, title: str) -> None:
             ax.legend(fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
-    save_png(figure, path)
+    save_figure(figure, path)
 
 
 def _ci(entry: dict) -> str:

@@ -145,11 +145,12 @@ def paired_test(a_values, b_values, goal: str = "down") -> dict[str, Any]:
 
 
 def save_figure(fig, path: str | Path) -> None:
-    """Save a matplotlib figure as PNG atomically (a temp file renamed), then close it."""
+    """Save a matplotlib figure (pyplot's or a bare Figure) as PNG atomically (a temp file
+    renamed), without the version metadata (same bytes for the same plot), then close it."""
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 
 

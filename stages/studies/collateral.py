@@ -25,8 +25,7 @@ from hmu.methods import method_label
 from hmu.models.text import load_text_encoder
 from hmu.params import load_params, processed_dir, section
 from hmu.studies import collateral as study
-from hmu.studies.causal import save_png
-from hmu.studies.common import study_params, write_study
+from hmu.studies.common import save_figure, study_params, write_study
 
 OUT = Path("metrics/studies/collateral")
 HEADLINE = ("near", "composition.with", "composition.without", "jerk.retain", "jerk.forget")
@@ -198,7 +197,7 @@ def plot(result: dict, methods, path, title: str) -> None:
     ax_comp.set_ylim(0, 1.05)
     figure.suptitle(title)
     figure.tight_layout()
-    save_png(figure, path)
+    save_figure(figure, path)
 
 
 def _ci(entry: dict | None) -> str:
