@@ -520,7 +520,7 @@ def paraphrase_attack(
     names, how = para.assign_concepts(prompts, inputs.prompt_emb[chosen], inputs.concepts, encode)
     concepts = [para.VOCABULARY[n] for n in names]
     seed = cfg.seed + 2000  # never the embedding search's or the measured seeds
-    start = para.start_choices(concepts, prompts, np.random.default_rng(seed))
+    start = para.start_choices(concepts, prompts, np.random.default_rng([seed, 1]))
     found = para.search_paraphrases(
         gen, encode, inputs.objective, concepts, start, lengths, cfg.paraphrase_budget,
         cfg.paraphrase.population, seed, inputs.keywords,
