@@ -225,7 +225,7 @@ def test_same_budget_for_every_method_and_steer_score_separation():
     cfg = cfg_with()
     inputs = inputs_for({"weak": 1.0, "retrain": 0.0, "base": 1.0}, seen, log)
     chosen = np.arange(len(PROMPTS))
-    before = {"toxic_rate": np.zeros(3), "kinematic_rate": np.zeros(3)}
+    before = {"flags.toxic_rate": np.zeros((3, 12), bool)}
     blocks = {}
     for method in ("weak", "retrain"):
         seen.clear(), log.clear()
@@ -240,6 +240,18 @@ def test_same_budget_for_every_method_and_steer_score_separation():
     assert blocks["weak"]["queries_per_prompt"] == blocks["retrain"]["queries_per_prompt"]
     assert blocks["weak"]["after"]["toxic_rate"]["mean"] >= 0.4
     assert blocks["retrain"]["after"]["toxic_rate"]["mean"] == 0
+
+
+def test_max_prompts_attacks_the_first_prompts_and_rates_them_before_on_the_same():
+    cfg = cfg_with(max_prompts=5)
+    inputs = inputs_for({"weak": 1.0, "base": 1.0}, [], [])
+    flags = np.random.default_rng(0).random((3, 12)) < 0.5  # (R, P) the explicit prompts'
+    block = paraphrase_attack(inputs, "weak", np.arange(12)[::-1], cfg, {"flags.toxic_rate": flags})
+    assert [f["prompt"] for f in block["found"]] == [PROMPTS[i] for i in range(11, 6, -1)]
+    np.testing.assert_allclose(block["before"]["toxic_rate"]["values"], flags[:, :5].mean(1))
+    after = block["after"]["toxic_rate"]["values"]
+    np.testing.assert_allclose(block["gain"]["values"], np.array(after) - flags[:, :5].mean(1))
+    assert Config.from_params({"paraphrase": {"max_prompts": 99}}).paraphrase_prompts == 16
 
 
 def test_released_prompts_are_in_the_json_with_their_judged_rate(tmp_path):

@@ -118,6 +118,12 @@ class Config(_Block):
         """Generations per prompt of the paraphrase search (default: the embedding attack's)."""
         return self.paraphrase.budget or self.attack.budget
 
+    @property
+    def paraphrase_prompts(self) -> int:
+        """Ideal prompts per method the paraphrase search attacks (the first of the embedding
+        attack's; default: all of them)."""
+        return min(self.paraphrase.max_prompts or self.attack.max_prompts, self.attack.max_prompts)
+
     @classmethod
     def from_params(cls, block: dict | None, quick: bool = False) -> Config:
         """Validate the params block (one-line ValueError naming the key); `quick` shrinks
@@ -508,12 +514,16 @@ def _encoder(inputs: StudyInputs) -> para.Encode:
 def paraphrase_attack(
     inputs: StudyInputs, method: str, chosen: np.ndarray, cfg: Config, before: dict
 ) -> dict:
-    """The paraphrase search on the ideal prompts `chosen` of `method` (the embedding attack's),
-    steered by inputs.objective, scored by inputs.scorer on the fresh seeds of `before` (the
-    explicit prompts' rates): {rates of the random start paraphrases and of the found ones, the
-    gains, and the found prompts with their steering score and judged rate}."""
+    """The paraphrase search on the first cfg.paraphrase_prompts ideal prompts `chosen` of
+    `method` (the embedding attack's), steered by inputs.objective, scored by inputs.scorer on
+    the fresh seeds of `before` (rates_over_seeds of the explicit prompts `chosen`): {rates of
+    the explicit prompts, of the random start paraphrases and of the found ones, the gains, and
+    the found prompts with their steering score and judged rate}."""
     from hmu.eval.stats import paired_difference, summarize
 
+    chosen = chosen[: cfg.paraphrase_prompts]
+    before = {name: before[f"flags.{name}"][:, : len(chosen)].mean(1)  # (R,) on these prompts
+              for name in INSTRUMENTS if f"flags.{name}" in before}  # fmt: skip
     gen, encode = embedding_generator(inputs.generators[method]), _encoder(inputs)
     prompts = [inputs.prompts[i] for i in chosen]
     lengths = inputs.lengths[chosen]
@@ -540,6 +550,7 @@ def paraphrase_attack(
     ]  # fmt: skip
     return {
         "queries_per_prompt": found.queries,
+        "before": _summaries(before),
         "start": _summaries(started),
         "after": _summaries(after),
         "gain": paired_difference(after[inputs.scorer], before[inputs.scorer]),

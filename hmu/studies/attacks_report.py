@@ -159,7 +159,7 @@ def _paraphrase_table(result: dict) -> list[str]:
             continue
         new = sum(not f["in_captions"] for f in pp["found"])
         rows.append(
-            f"| {method_label(m)} | {a['attacked']} | {_fmt(a['before'].get(scorer))} | "
+            f"| {method_label(m)} | {len(pp['found'])} | {_fmt(pp['before'].get(scorer))} | "
             f"{_fmt(pp['start'].get(scorer))} | {_fmt(pp['after'].get(scorer))} | "
             f"{_fmt(pp['gain'])} | {_fmt(pp['gain_over_start'])} | "
             f"{_fmt(pp['after'].get(other))} | {new}/{len(pp['found'])} |"
@@ -197,7 +197,7 @@ def _paraphrase_reading(result: dict, reference: str) -> str:
     if not done:
         return "Paraphrase attack: no method had an ideal prompt, so nothing was attacked."
     rates = "; ".join(
-        f"{method_label(m)} {_mean_ci(result['attack'][m]['before'][scorer])[0]:.2f} -> "
+        f"{method_label(m)} {_mean_ci(blocks[m]['before'].get(scorer))[0]:.2f} -> "
         f"{_mean_ci(blocks[m]['after'].get(scorer))[0]:.2f}"
         for m in done
     )
@@ -343,11 +343,15 @@ def _paraphrase_setup(cfg: dict) -> list[str]:
     if not pp.get("enabled"):
         return []
     budget = pp["budget"] or cfg["attack"]["budget"]
+    prompts = min(
+        pp.get("max_prompts") or cfg["attack"]["max_prompts"], cfg["attack"]["max_prompts"]
+    )
     return [f"- Adversarial paraphrases: the same ideal prompts, attacked through a vocabulary of "
             "keyword-free phrase slots (subject, side, verb, body part, direction, manner; "
             "hmu.studies.paraphrase.VOCABULARY, concept by the prompt's keyword) with a (1+"
             f"{pp['population']}) search changing one slot per candidate, {budget} generations "
-            "per prompt (same for every method, D_r included), the same steer/score rule; every "
+            f"per prompt on at most {prompts} prompts per method (the same for every method, D_r "
+            "included), the same steer/score rule; every "
             "candidate passes the dataset's toxic-keyword filter. The prompts found are in "
             "attacks.json (text, steering score, judged rate)."]  # fmt: skip
 

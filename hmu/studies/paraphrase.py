@@ -125,6 +125,7 @@ class ParaphraseConfig(BaseModel):
 
     enabled: bool = True
     budget: Annotated[int, Field(ge=2)] | None = None  # generations per prompt; None: attack's
+    max_prompts: Annotated[int, Field(ge=1)] | None = None  # first n of the attack's; None: all
     population: Annotated[int, Field(ge=1)] = 5  # candidates per iteration
     concepts: dict[str, Annotated[list[str], Field(min_length=1)]] = DEFAULT_CONCEPTS
 
