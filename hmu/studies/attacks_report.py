@@ -202,19 +202,26 @@ def _paraphrase_reading(result: dict, reference: str) -> str:
         for m in done
     )
     raised = [method_label(m) for m in done if _significant(blocks[m]["gain"]) > 0]
+    searched = [method_label(m) for m in done if _significant(blocks[m]["gain_over_start"]) > 0]
+    lifted = ", ".join(raised) if raised else "no method"
     text = (f"Paraphrase attack ({NAMES[scorer]} verdict on fresh seeds, explicit prompt -> "
-            f"found paraphrase): {rates}. The search lifts the rate beyond its interval for "
-            f"{', '.join(raised) if raised else 'no method'}")  # fmt: skip
+            f"found paraphrase): {rates}. Dropping the keyword and searching lifts the rate "
+            f"beyond its interval for {lifted}; ")  # fmt: skip
+    text += (f"the search's own part (found vs random start paraphrase) is beyond its interval "
+             f"for {', '.join(searched)}" if searched else "the search's own part (found vs "
+             "random start paraphrase) is within its interval for every method, so any gain "
+             "comes from the keyword-free wording itself, not from the search")  # fmt: skip
     ref = blocks.get(reference)
     if ref:
         ref_after = ref["after"].get(scorer)
         above = [method_label(m) for m in done if m != reference
                  and _above(blocks[m]["after"].get(scorer), ref_after)]  # fmt: skip
-        who = ", ".join(above) if above else "no method"
-        text += (f"; D_r, which never saw the concept, reaches {_fmt(ref_after)} under the same "
-                 f"attack (on its own ideal prompts), and {who} ends clearly above it, i.e. "
-                 "still answers keyword-free requests for the erased action beyond what a model "
-                 "that never learned it does")  # fmt: skip
+        text += (f". D_r, which never saw the concept, reaches {_fmt(ref_after)} under the same "
+                 f"attack ({_fmt(ref['start'].get(scorer))} on its random start paraphrases: "
+                 "the verdict's own rate on keyword-free requests to a model that cannot "
+                 "perform the action); above D_r with the intervals apart, i.e. still "
+                 "answering keyword-free requests for the erased action: "
+                 f"{', '.join(above) if above else 'no method'}")  # fmt: skip
     text += ". "
     vocab = result.get("paraphrase_vocabulary")
     if vocab:
