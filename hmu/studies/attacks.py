@@ -10,6 +10,9 @@ attacked the same way as the reference:
   the same query budget for every method. The search is steered by ONE instrument (default the
   kinematic strike score) and its success is scored by the OTHER (the calibrated classifier),
   on fresh sampling seeds: the attack never optimises against the judge that scores it;
+- adversarial prompts (`paraphrase_attack`, hmu.studies.paraphrase): the same ideal prompts
+  attacked through a vocabulary of keyword-free paraphrases (a coordinate search over phrase
+  slots), same budget and the same steer/score rule; the prompts found are released;
 - relearning (`relearn`): the base-layer transformer fine-tuned on k toxic training motions;
   erasure that returns faster than D_r learns the concept was hidden, not removed;
 - resurgence without toxic data: fine-tuning on retain data only, and prefix completion
@@ -32,7 +35,7 @@ from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hmu.data.dataset import TokenTable
 from hmu.generate import T2MGenerator
@@ -45,6 +48,7 @@ from hmu.models.transformer_common import (
     top_k_filter,
 )
 from hmu.precision import autocast
+from hmu.studies import paraphrase as para
 from hmu.train.generators import TokenData, train_transformer
 from hmu.train.loop import TrainConfig
 
@@ -100,6 +104,25 @@ class Config(_Block):
     attack: AttackConfig = AttackConfig()
     relearn: RelearnConfig = RelearnConfig()
     resurgence: ResurgenceConfig = ResurgenceConfig()
+    paraphrase: para.ParaphraseConfig = para.ParaphraseConfig()
+
+    @model_validator(mode="after")
+    def _paraphrase_concepts(self) -> Config:
+        missing = [d for d in self.datasets if d not in self.paraphrase.concepts]
+        if self.paraphrase.enabled and missing:
+            raise ValueError(f"paraphrase.concepts has no entry for datasets {missing}")
+        return self
+
+    @property
+    def paraphrase_budget(self) -> int:
+        """Generations per prompt of the paraphrase search (default: the embedding attack's)."""
+        return self.paraphrase.budget or self.attack.budget
+
+    @property
+    def paraphrase_prompts(self) -> int:
+        """Ideal prompts per method the paraphrase search attacks (the first of the embedding
+        attack's; default: all of them)."""
+        return min(self.paraphrase.max_prompts or self.attack.max_prompts, self.attack.max_prompts)
 
     @classmethod
     def from_params(cls, block: dict | None, quick: bool = False) -> Config:
@@ -109,10 +132,10 @@ class Config(_Block):
             cfg = cls.model_validate(block or {})
         except ValidationError as err:
             first = err.errors()[0]
-            key = ".".join(str(p) for p in first["loc"])
-            raise ValueError(
-                f"params.yaml studies.attacks.{key}: {first['msg']} (got {first.get('input')!r})"
-            ) from None
+            key = "".join(f".{p}" for p in first["loc"])
+            got = f" (got {first['input']!r})" if first["loc"] else ""
+            msg = first["msg"].removeprefix("Value error, ")
+            raise ValueError(f"params.yaml studies.attacks{key}: {msg}{got}") from None
         if quick:
             cfg = cfg.model_copy(
                 update={
@@ -123,6 +146,9 @@ class Config(_Block):
                     ),
                     "relearn": cfg.relearn.model_copy(update={"steps": 3}),
                     "resurgence": cfg.resurgence.model_copy(update={"steps": 3, "max_motions": 4}),
+                    "paraphrase": cfg.paraphrase.model_copy(
+                        update={"population": 3, "budget": min(cfg.paraphrase.budget or 4, 4)}
+                    ),
                 }
             )
         return cfg
@@ -396,7 +422,9 @@ class StudyInputs(NamedTuple):
     (store rows) of D_f / D_r with caption_rows(rows) -> per-row caption indices into text_emb;
     captions (all caption texts, rows of text_emb); prefix_rows: toxic test motions (store rows)
     with their wind-up token counts (empty: no ground truth); detectors: {"toxic_rate",
-    "kinematic_rate"} verdicts; objective: the attacking instrument's continuous score.
+    "kinematic_rate"} verdicts; objective: the attacking instrument's continuous score;
+    keywords: the dataset's toxic keywords (toxicity.<ds>.keywords) no paraphrase may name;
+    concepts: the paraphrase vocabulary's concepts for this dataset (paraphrase.VOCABULARY).
     """
 
     kind: str
@@ -417,6 +445,8 @@ class StudyInputs(NamedTuple):
     objective: Objective
     scorer: str
     precision: str = "fp32"
+    keywords: tuple[str, ...] = ()
+    concepts: tuple[str, ...] = ()
 
 
 def _summaries(rates: dict[str, np.ndarray]) -> dict:
@@ -432,8 +462,9 @@ def _seeds(cfg: Config) -> list[int]:
 
 def attack_method(inputs: StudyInputs, method: str, cfg: Config, base_flags: np.ndarray):
     """Ideal prompts of `method`, the embedding search on (at most max_prompts of) them, and the
-    scoring instrument's success rate before / after on fresh seeds. Returns (JSON block,
-    adversarial embeddings (n, C))."""
+    scoring instrument's success rate before / after on fresh seeds; then the paraphrase attack
+    on the same prompts (block "paraphrase"). Returns (JSON block, adversarial embeddings
+    (n, C))."""
     from hmu.eval.stats import paired_difference, summarize
 
     gen = embedding_generator(inputs.generators[method])
@@ -466,7 +497,68 @@ def attack_method(inputs: StudyInputs, method: str, cfg: Config, base_flags: np.
         "nearest_caption": near,
         "nearest_caption_cosine": np.round(near_cos, 4).tolist(),
     }
+    if cfg.paraphrase.enabled:
+        clock = time.perf_counter()
+        block["paraphrase"] = paraphrase_attack(inputs, method, chosen, cfg, before)
+        print(f"attacks {method}: paraphrase {time.perf_counter() - clock:.0f} s", flush=True)
     return block, found.embeddings
+
+
+def _encoder(inputs: StudyInputs) -> para.Encode:
+    """Texts -> embeddings (N, C) with the generators' text encoder, each text encoded once
+    (the base generator's cache)."""
+    base = inputs.generators["base"]
+    return lambda texts: base.embed(list(texts)).float().cpu().numpy()
+
+
+def paraphrase_attack(
+    inputs: StudyInputs, method: str, chosen: np.ndarray, cfg: Config, before: dict
+) -> dict:
+    """The paraphrase search on the first cfg.paraphrase_prompts ideal prompts `chosen` of
+    `method` (the embedding attack's), steered by inputs.objective, scored by inputs.scorer on
+    the fresh seeds of `before` (rates_over_seeds of the explicit prompts `chosen`): {rates of
+    the explicit prompts, of the random start paraphrases and of the found ones, the gains, and
+    the found prompts with their steering score and judged rate}."""
+    from hmu.eval.stats import paired_difference, summarize
+
+    chosen = chosen[: cfg.paraphrase_prompts]
+    before = {name: before[f"flags.{name}"][:, : len(chosen)].mean(1)  # (R,) on these prompts
+              for name in INSTRUMENTS if f"flags.{name}" in before}  # fmt: skip
+    gen, encode = embedding_generator(inputs.generators[method]), _encoder(inputs)
+    prompts = [inputs.prompts[i] for i in chosen]
+    lengths = inputs.lengths[chosen]
+    names, how = para.assign_concepts(prompts, inputs.prompt_emb[chosen], inputs.concepts, encode)
+    concepts = [para.VOCABULARY[n] for n in names]
+    seed = cfg.seed + 2000  # never the embedding search's or the measured seeds
+    start = para.start_choices(concepts, prompts, np.random.default_rng([seed, 1]))
+    found = para.search_paraphrases(
+        gen, encode, inputs.objective, concepts, start, lengths, cfg.paraphrase_budget,
+        cfg.paraphrase.population, seed, inputs.keywords,
+    )  # fmt: skip
+    para.ensure_implicit(found.texts + found.start_texts, inputs.keywords)
+    started = rates_over_seeds(gen, inputs.detectors, found.start_embeddings, lengths, _seeds(cfg))
+    after = rates_over_seeds(gen, inputs.detectors, found.embeddings, lengths, _seeds(cfg))
+    judged = after[f"flags.{inputs.scorer}"].mean(0)  # (n,) share of fresh seeds flagged
+    seen = para.in_captions(found.texts, inputs.captions)
+    released = [
+        {"prompt": p, "concept": n, "concept_by": h, "start_text": st, "text": t,
+         "steer_score_start": round(float(s0), 4), "steer_score": round(float(s1), 4),
+         "judged": round(float(j), 4), "in_captions": bool(c)}
+        for p, n, h, st, t, s0, s1, j, c in zip(
+            prompts, names, how, found.start_texts, found.texts, found.start_scores,
+            found.scores, judged, seen, strict=True)
+    ]  # fmt: skip
+    return {
+        "queries_per_prompt": found.queries,
+        "before": _summaries(before),
+        "start": _summaries(started),
+        "after": _summaries(after),
+        "gain": paired_difference(after[inputs.scorer], before[inputs.scorer]),
+        "gain_over_start": paired_difference(after[inputs.scorer], started[inputs.scorer]),
+        "objective_start": summarize(found.start_scores),
+        "objective_found": summarize(found.scores),
+        "found": released,
+    }
 
 
 def _text_rates(gen: T2MGenerator, inputs: StudyInputs, cfg: Config) -> dict[str, np.ndarray]:
@@ -524,6 +616,13 @@ def run_study(inputs: StudyInputs, cfg: Config) -> tuple[dict, dict[str, np.ndar
     from hmu.eval.stats import paired_difference
 
     methods = [*cfg.methods, cfg.reference]
+    if cfg.paraphrase.enabled:
+        if not inputs.keywords or not inputs.concepts:
+            raise ValueError(
+                "the paraphrase attack needs the dataset's toxic keywords and its "
+                "paraphrase.concepts (StudyInputs.keywords / .concepts)"
+            )
+        para.check_vocabulary(inputs.concepts, inputs.keywords)
     base = embedding_generator(inputs.generators["base"])
     base_flags = inputs.detectors[inputs.scorer](
         base(inputs.prompt_emb, inputs.lengths, cfg.seed), inputs.lengths
@@ -565,4 +664,9 @@ def run_study(inputs: StudyInputs, cfg: Config) -> tuple[dict, dict[str, np.ndar
         }  # fmt: skip
     if len(inputs.prefix_rows):
         result["prefix_motions"] = int(len(inputs.prefix_rows))
+    if cfg.paraphrase.enabled:
+        result["paraphrase_vocabulary"] = {
+            "concepts": list(inputs.concepts),
+            **para.vocabulary_coverage(inputs.concepts, inputs.captions),
+        }
     return result, embeddings

@@ -66,19 +66,31 @@ def _plot_attack(result: dict, path: Path, title: str) -> None:
     fig = Figure(figsize=(6.4, 3.6))
     ax = fig.add_subplot()
     x = np.arange(len(methods))
-    for shift, when, color in ((-0.2, "before", "#9ecae1"), (0.2, "after", "#de2d26")):
-        stats = [_mean_ci(result["attack"][m].get(when, {}).get(scorer)) for m in methods]
+    bars = [("before", "before attack", "#9ecae1"), ("after", "adversarial embedding", "#de2d26")]
+    if any("paraphrase" in result["attack"][m] for m in methods):
+        bars.append(("paraphrase", "adversarial paraphrase", "#fd8d3c"))
+    width = 0.8 / len(bars)
+    for i, (when, label, color) in enumerate(bars):
+        stats = [_mean_ci(_attack_entry(result["attack"][m], when, scorer)) for m in methods]
         means, cis = np.array(stats).T if stats else ([], [])
-        ax.bar(x + shift, np.nan_to_num(means), 0.4, yerr=np.nan_to_num(cis), color=color,
-               label=f"{when} attack", capsize=3)  # fmt: skip
+        ax.bar(x + (i - (len(bars) - 1) / 2) * width, np.nan_to_num(means), width,
+               yerr=np.nan_to_num(cis), color=color, label=label, capsize=3)  # fmt: skip
     labels = [f"{method_label(m)}\n(n={result['attack'][m]['attacked']})" for m in methods]
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel(f"success rate ({NAMES[scorer]})")
-    ax.set_title(f"Adversarial embeddings on ideal prompts, {title}", fontsize=9)
+    ax.set_title(f"Attacks on ideal prompts, {title}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _attack_entry(block: dict, when: str, scorer: str) -> dict | None:
+    """The scorer's summary of an attack block: "before", "after" (embedding) or "paraphrase"
+    (after the paraphrase search)."""
+    if when == "paraphrase":
+        return block.get("paraphrase", {}).get("after", {}).get(scorer)
+    return block.get(when, {}).get(scorer)
 
 
 def _plot_relearn(result: dict, path: Path, title: str) -> None:
@@ -127,6 +139,104 @@ def _attack_table(result: dict) -> list[str]:
             f"{_fmt(a.get('gain'))} | {_fmt(a.get('after', {}).get(other))} | {cos:.2f} |"
         )
     return rows
+
+
+def _paraphrase_table(result: dict) -> list[str]:
+    """Per method: the scorer's success rate on the explicit ideal prompts, on the search's
+    random start paraphrases and on the paraphrases found, the gains, the steering
+    instrument's rate and how many found prompts are new phrasings (in no caption)."""
+    scorer, other = result["scored_by"], [n for n in NAMES if n != result["scored_by"]][0]
+    rows = [
+        f"| method | attacked | explicit prompt | random paraphrase | found paraphrase | gain "
+        f"over explicit | gain over random | found ({NAMES[other]}, steered) | new phrasings |",
+        "|---" * 9 + "|",
+    ]
+    for m in _methods(result):
+        a = result["attack"][m]
+        pp = a.get("paraphrase")
+        if not pp:
+            rows.append(f"| {method_label(m)} | 0 |" + " n/a |" * 7)
+            continue
+        new = sum(not f["in_captions"] for f in pp["found"])
+        rows.append(
+            f"| {method_label(m)} | {len(pp['found'])} | {_fmt(pp['before'].get(scorer))} | "
+            f"{_fmt(pp['start'].get(scorer))} | {_fmt(pp['after'].get(scorer))} | "
+            f"{_fmt(pp['gain'])} | {_fmt(pp['gain_over_start'])} | "
+            f"{_fmt(pp['after'].get(other))} | {new}/{len(pp['found'])} |"
+        )
+    return rows
+
+
+def _found_prompts(result: dict, per_method: int = 3) -> list[str]:
+    """The released paraphrases with the highest judged rate, per method (all are in the
+    JSON)."""
+    lines = []
+    for m in _methods(result):
+        found = result["attack"][m].get("paraphrase", {}).get("found", [])
+        best = sorted(found, key=lambda f: (-f["judged"], -f["steer_score"]))[:per_method]
+        lines += [
+            f'- {method_label(m)}: "{f["text"]}" (steer {f["steer_score"]:.2f}, judged '
+            f'{f["judged"]:.2f}; for "{f["prompt"]}")'
+            for f in best
+        ]
+    return lines or ["- none (no method had an ideal prompt)"]
+
+
+def _above(a: dict | None, b: dict | None) -> bool:
+    """a's mean above b's with the two t-intervals apart."""
+    (am, ac), (bm, bc) = _mean_ci(a), _mean_ci(b)
+    return bool(am - ac > bm + bc)
+
+
+def _paraphrase_reading(result: dict, reference: str) -> str:
+    """One paragraph from the numbers: where the search lifts the success rate, how methods
+    compare with D_r attacked the same way, and how much of the vocabulary the captions know."""
+    scorer = result["scored_by"]
+    blocks = {m: result["attack"][m].get("paraphrase") for m in _methods(result)}
+    done = [m for m, b in blocks.items() if b]
+    if not done:
+        return "Paraphrase attack: no method had an ideal prompt, so nothing was attacked."
+    rates = "; ".join(
+        f"{method_label(m)} {_mean_ci(blocks[m]['before'].get(scorer))[0]:.2f} -> "
+        f"{_mean_ci(blocks[m]['after'].get(scorer))[0]:.2f}"
+        for m in done
+    )
+    raised = [method_label(m) for m in done if _significant(blocks[m]["gain"]) > 0]
+    searched = [method_label(m) for m in done if _significant(blocks[m]["gain_over_start"]) > 0]
+    lifted = ", ".join(raised) if raised else "no method"
+    text = (f"Paraphrase attack ({NAMES[scorer]} verdict on fresh seeds, explicit prompt -> "
+            f"found paraphrase): {rates}. Dropping the keyword and searching lifts the rate "
+            f"beyond its interval for {lifted}; ")  # fmt: skip
+    text += (f"the search's own part (found vs random start paraphrase) is beyond its interval "
+             f"for {', '.join(searched)}" if searched else "the search's own part (found vs "
+             "random start paraphrase) is within its interval for every method, so any gain "
+             "comes from the keyword-free wording itself, not from the search")  # fmt: skip
+    ref = blocks.get(reference)
+    if ref:
+        ref_after = ref["after"].get(scorer)
+        above = [method_label(m) for m in done if m != reference
+                 and _above(blocks[m]["after"].get(scorer), ref_after)]  # fmt: skip
+        text += (f". D_r, which never saw the concept, reaches {_fmt(ref_after)} under the same "
+                 f"attack ({_fmt(ref['start'].get(scorer))} on its random start paraphrases: "
+                 "the verdict's own rate on keyword-free requests to a model that cannot "
+                 "perform the action); above D_r with the intervals apart, i.e. still "
+                 "answering keyword-free requests for the erased action: "
+                 f"{', '.join(above) if above else 'no method'}")  # fmt: skip
+    text += ". "
+    vocab = result.get("paraphrase_vocabulary")
+    if vocab:
+        text += (f"{vocab['in_captions']} of {vocab['words']} vocabulary words occur in the "
+                 "dataset's captions; both text encoders are subword models, so no word maps to "
+                 "nothing, but the others move the condition off the captions the generator "
+                 "learned. ")  # fmt: skip
+    found = [f for m in done for f in blocks[m]["found"]]
+    new = sum(not f["in_captions"] for f in found)
+    text += f"{new} of {len(found)} released paraphrases are new phrasings (inside no caption)"
+    if new < len(found):
+        text += ("; the others fall back on a caption's own implicit wording, which the search "
+                 "may find because the training captions already describe the action without "
+                 "keywords")  # fmt: skip
+    return text + "."
 
 
 def _relearn_table(result: dict) -> list[str]:
@@ -225,6 +335,34 @@ def _resurgence_reading(result: dict, reference: str) -> list[str]:
     return lines
 
 
+def _paraphrase_section(result: dict, reference: str) -> list[str]:
+    """The paraphrase attack's table, prompts found and reading (nothing for a study run
+    without it)."""
+    if not any("paraphrase" in a for a in result["attack"].values()):
+        return []
+    return ["Adversarial paraphrases (keyword-free prompts) on the same ideal prompts:", "",
+            *_paraphrase_table(result), "", "Paraphrases found (highest judged rate first):", "",
+            *_found_prompts(result), "", _paraphrase_reading(result, reference), ""]  # fmt: skip
+
+
+def _paraphrase_setup(cfg: dict) -> list[str]:
+    pp = cfg.get("paraphrase") or {}
+    if not pp.get("enabled"):
+        return []
+    budget = pp["budget"] or cfg["attack"]["budget"]
+    prompts = min(
+        pp.get("max_prompts") or cfg["attack"]["max_prompts"], cfg["attack"]["max_prompts"]
+    )
+    return [f"- Adversarial paraphrases: the same ideal prompts, attacked through a vocabulary of "
+            "keyword-free phrase slots (subject, side, verb, body part, direction, manner; "
+            "hmu.studies.paraphrase.VOCABULARY, concept by the prompt's keyword) with a (1+"
+            f"{pp['population']}) search changing one slot per candidate, {budget} generations "
+            f"per prompt on at most {prompts} prompts per method (the same for every method, D_r "
+            "included), the same steer/score rule; every "
+            "candidate passes the dataset's toxic-keyword filter. The prompts found are in "
+            "attacks.json (text, steering score, judged rate)."]  # fmt: skip
+
+
 def section_markdown(summary: dict, figures: list[str]) -> str:
     """The `## 6. Robustness attacks` section of metrics/studies.md."""
     cfg = summary["config"]
@@ -240,6 +378,7 @@ def section_markdown(summary: dict, figures: list[str]) -> str:
         f"included), |delta| <= {a['radius']} around the unit prompt embedding, at most "
         f"{a['max_prompts']} prompts per method. Steered by the {a['instrument']} instrument, "
         "scored by the other one on fresh seeds (never by the one it optimised).",
+        *_paraphrase_setup(cfg),
         f"- Relearning: the base-layer transformer fine-tuned {rl['steps']} steps (lr {rl['lr']}, "
         f"batch min(k, {rl['batch_size']})) on k in {rl['k']} toxic training motions (the same "
         "for every method); residual transformer and VQ-VAE kept.",
@@ -255,6 +394,7 @@ def section_markdown(summary: dict, figures: list[str]) -> str:
                     f"{result['base_toxic_prompts']} of {result['prompts']} prompts are toxic "
                     f"under the base model ({NAMES[result['scored_by']]}).", "",
                     "Attack success on ideal prompts:", "", *_attack_table(result), "",
+                    *_paraphrase_section(result, cfg["reference"]),
                     "Toxic rate (classifier) after relearning:", "", *_relearn_table(result), "",
                     "Toxic rate (classifier) without toxic data:", "",
                     *_resurgence_table(result), "", "Reading:", "",

@@ -3,9 +3,11 @@
 For each dataset and model of params `studies.attacks` (shrunk by `studies.quick`), loads the
 main pipeline's generators (models/<ds>/<model>/<method>/method.json, base and D_r included),
 the judge's two instruments (models/<ds>/evaluator), the processed data (captions, their
-text embeddings, cached tokens) and the embedded benchmark's ground-truth segments (wind-ups
-for prefix completion), runs hmu.studies.attacks.run_study, and writes into
-metrics/studies/attacks/: attacks.json (results and the prompts attacked, per method),
+text embeddings, cached tokens), the dataset's toxic keywords (toxicity.<ds>.keywords: no
+paraphrase may name one) and the embedded benchmark's ground-truth segments (wind-ups for
+prefix completion), runs hmu.studies.attacks.run_study, and writes into
+metrics/studies/attacks/: attacks.json (results, the prompts attacked and the adversarial
+paraphrases found, per method),
 adversarial_<ds>_<model>_<method>.npy (the embeddings found), the figures and section.md.
 """
 
@@ -108,6 +110,8 @@ def study_inputs(dataset: str, model: str, cfg: Config, params: dict) -> StudyIn
         objective=objective,
         scorer=scorer,
         precision=section(params, "precision.train"),
+        keywords=tuple(section(params, f"toxicity.{dataset}.keywords")),
+        concepts=tuple(cfg.paraphrase.concepts.get(dataset, ())),
     )
 
 
