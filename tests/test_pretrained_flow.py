@@ -9,10 +9,11 @@ a training writes train.json), tokenize, every unlearning method, evaluate and t
 and the report has the expected rows. Two flows: D_r imported from the user's files
 (`retain.kind: pretrained`, MoMask and BAMM) and no D_r at all (`none`, MoMask only: the
 markers, null excess and report notes of `none` do not depend on the model, and the first flow
-already runs every BAMM stage). The slow test runs both (45 + 29 stages, about 4 + 2.5 min of
-CPU on 2 idle cores; every stage is a few seconds, mostly Python and torch start-up); the fast
-ones check the pieces it relies on. `HMU_FLOW_RECORD=<folder>` keeps a record of each flow
-there (`<flow>.md`: the stages in the order they ran, with seconds, and `dvc dag`).
+already runs every BAMM stage). The slow test runs both (45 + 29 stages; measured about 3.5 +
+1.7 min on 2 free cores, 317 s of CPU in all; every stage takes a few seconds, mostly Python
+and torch start-up); the fast ones check the pieces it relies on. `HMU_FLOW_RECORD=<folder>`
+keeps a record of each flow there (`<flow>.md`: the stages in the order they ran, with their
+seconds, and `dvc dag` as mermaid: the plain `dvc dag` here is over 10,000 columns wide).
 
 Every stage runs with one intra-op thread (OMP_NUM_THREADS=1; generator.threads and
 evaluator.threads 1): the tensors are tiny, and on a shared 2-core machine a second thread
@@ -22,7 +23,8 @@ process ran).
 Why targets and not a bare `dvc repro`: the report and gallery stages list metrics/motionx as a
 dependency whatever `datasets` says, and features@motionx always exists, so a HumanML3D-only
 project runs `dvc repro --glob 'evaluate*@humanml3d-*'` and then `dvc repro -s report` (with an
-empty metrics/motionx folder); docs/pretrained.md says so.
+empty metrics/motionx folder); docs/pretrained.md says so, and why dvc.yaml cannot follow
+`datasets` there.
 """
 
 import json
