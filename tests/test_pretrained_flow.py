@@ -6,17 +6,30 @@ layout (the embedded generator writes it, outside the pipeline: it stands for th
 
 Checked: the import stages ran and no training function did (each import writes import.json,
 a training writes train.json), tokenize, every unlearning method, evaluate and the report ran,
-and the report has the expected rows. The slow test runs the whole flow (about 2-4 min here);
-the fast ones check the pieces it relies on.
+and the report has the expected rows. Two flows: D_r imported from the user's files
+(`retain.kind: pretrained`, MoMask and BAMM) and no D_r at all (`none`, MoMask only: the
+markers, null excess and report notes of `none` do not depend on the model, and the first flow
+already runs every BAMM stage). The slow test runs both (45 + 29 stages; measured about 3.5 +
+1.7 min on 2 free cores, 317 s of CPU in all; every stage takes a few seconds, mostly Python
+and torch start-up); the fast ones check the pieces it relies on. `HMU_FLOW_RECORD=<folder>`
+keeps a record of each flow there (`<flow>.md`: the stages in the order they ran, with their
+seconds, and `dvc dag` as mermaid: the plain `dvc dag` here is over 10,000 columns wide).
+
+Every stage runs with one intra-op thread (OMP_NUM_THREADS=1; generator.threads and
+evaluator.threads 1): the tensors are tiny, and on a shared 2-core machine a second thread
+only waits (measured: a fine-tuning step 2.5 s with 1 thread, 15-28 s with 2 while another
+process ran).
 
 Why targets and not a bare `dvc repro`: the report and gallery stages list metrics/motionx as a
 dependency whatever `datasets` says, and features@motionx always exists, so a HumanML3D-only
 project runs `dvc repro --glob 'evaluate*@humanml3d-*'` and then `dvc repro -s report` (with an
-empty metrics/motionx folder); docs/pretrained.md says so.
+empty metrics/motionx folder); docs/pretrained.md says so, and why dvc.yaml cannot follow
+`datasets` there.
 """
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +44,7 @@ from hmu.data.synth import SynthConfig, generate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DS = "humanml3d"
-MODELS = ["momask", "bamm"]
+FLOW_MODELS = {"pretrained": ["momask", "bamm"], "none": ["momask"]}  # retain kind -> models
 METHODS = ["base", "finetune", "finetune_all", "uce", "rece", "lcr"]
 PAIR_STAGES = ("train_vq", "train_trans", "train_res")  # import stages under pretrained
 WORDS = ["unk", "sos", "eos", "person", "kick", "walk", "forward", "a", "the"]
@@ -45,16 +58,18 @@ def tiny_humanml3d(folder: Path) -> None:
     generate_dataset(folder, config.validated())
 
 
-def pretrained_overrides(user: Path, retain: dict | None = None) -> dict:
+def pretrained_overrides(
+    user: Path, retain: dict | None = None, models: list[str] | None = None
+) -> dict:
     """The params a user of issue 16's recipe sets (paths to their files), at tiny sizes:
-    both subsets imported unless `retain` says otherwise."""
+    both subsets imported unless `retain` says otherwise; MoMask and BAMM unless `models`."""
     torch_clip = user / "clip_text.pt"
     import torch
 
     torch.save(tiny_clip_state(), torch_clip)
     return {
         "datasets": [DS],
-        "models": MODELS,
+        "models": models or FLOW_MODELS["pretrained"],
         "methods": METHODS,
         "data": {DS: {"format": "humanml3d", "root": str(user / "HumanML3D"), "on_error": "skip"}},
         "generator": {"text_encoder": "clip", "clip_weights": str(torch_clip), "threads": 1},
@@ -93,16 +108,23 @@ def merge(base: dict, changes: dict) -> dict:
     return out
 
 
-def dvc(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(cwd)}
-    out = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env,
-                         capture_output=True, text=True, check=False)  # fmt: skip
-    if out.returncode:
-        raise AssertionError(f"dvc {' '.join(args)} failed:\n{out.stdout[-6000:]}\n{out.stderr}")
-    return out.stdout
+def dvc(cwd: Path, *args: str) -> list[tuple[float, str]]:
+    """Run `dvc args` in cwd (one torch thread per stage) -> its output lines (stdout and
+    stderr), each with the seconds since the start."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(cwd),
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # fmt: skip
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "dvc", *args]
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:  # fmt: skip
+        lines = [(time.perf_counter() - start, line.rstrip("\n")) for line in proc.stdout]
+    if proc.returncode:
+        tail = "\n".join(line for _, line in lines)[-6000:]
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{tail}")
+    return lines
 
 
-def make_project(tmp: Path, retain: dict | None = None) -> Path:
+def make_project(tmp: Path, retain: dict | None = None, models: list[str] | None = None) -> Path:
     """A copy of the pipeline in tmp/project whose params point at the user's files in tmp/user."""
     user, project = tmp / "user", tmp / "project"
     tiny_humanml3d(user / "HumanML3D")
@@ -114,63 +136,95 @@ def make_project(tmp: Path, retain: dict | None = None) -> Path:
             ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__")
         )
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params = merge(params, pretrained_overrides(user, retain))
+    params = merge(params, pretrained_overrides(user, retain, models))
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(project, "init", "--no-scm", "-q")
     return project
 
 
-def repro(project: Path) -> str:
-    """The flow: everything the humanml3d evaluations need, then the report."""
-    out = dvc(project, "repro", "--glob", f"evaluate*@{DS}-*")
+def ran_stages(lines: list[tuple[float, str]]) -> list[tuple[str, float]]:
+    """The stages a `dvc repro` ran, in order, each with its seconds (its command and DVC's
+    bookkeeping: up to the next stage, the last one up to the last line)."""
+    starts = [(t, line.split("'")[1]) for t, line in lines if line.startswith("Running stage")]
+    ends = [t for t, _ in starts[1:]] + [lines[-1][0]] * bool(starts)
+    return [(stage, end - t) for (t, stage), end in zip(starts, ends, strict=True)]
+
+
+def repro(project: Path) -> list[tuple[str, float]]:
+    """The flow: everything the humanml3d evaluations need, then the report -> ran_stages."""
+    stages = ran_stages(dvc(project, "repro", "--glob", f"evaluate*@{DS}-*"))
     (project / "metrics" / "motionx").mkdir(parents=True, exist_ok=True)
-    return out + dvc(project, "repro", "-s", "report")
+    return stages + ran_stages(dvc(project, "repro", "-s", "report"))
 
 
-def ran_stages(output: str) -> list[str]:
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+def mermaid_of(project: Path, stages: list[str]) -> list[str]:
+    """`dvc dag --mermaid` restricted to `stages` and the edges between them (the whole
+    graph also holds the stages the flow does not need: synth, motionx, stats, gallery)."""
+    lines = [line.strip() for _, line in dvc(project, "dag", "--mermaid")]
+    names = dict(re.findall(r'^(node\d+)\["(.+)"\]$', "\n".join(lines), re.MULTILINE))
+    keep = {node for node, name in names.items() if name in stages}
+    edges = [f"\t{line}" for line in lines if "-->" in line and set(line.split("-->")) <= keep]
+    nodes = [f'\t{node}["{name}"]' for node, name in names.items() if node in keep]
+    return ["flowchart TD", *nodes, *edges]
 
 
-@pytest.fixture(scope="module", params=["pretrained", "none"])
+def record(project: Path, flow: str, stages: list[tuple[str, float]]) -> str:
+    """The flow's record: its stages in order with their seconds, and their `dvc dag`."""
+    total = sum(seconds for _, seconds in stages)
+    lines = [f"# retain {flow}: {len(stages)} stages, {total:.0f} s", ""]
+    lines += [f"{i:3d}. {stage} ({seconds:.1f} s)" for i, (stage, seconds) in enumerate(stages, 1)]
+    collapsed = [line for _, line in dvc(project, "dag", "--collapse-foreach-matrix", "--mermaid")]
+    dag = mermaid_of(project, [stage for stage, _ in stages])
+    return "\n".join([*lines, "", "## dvc dag --collapse-foreach-matrix --mermaid (the project)",
+                      "", "```mermaid", *collapsed, "```", "",
+                      "## dvc dag --mermaid, the stages that ran", "", "```mermaid", *dag, "```",
+                      ""])  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=list(FLOW_MODELS))
 def flow(request, tmp_path_factory):
     """The project after the flow; D_r imported from the user's files, or left out (none)."""
-    retain = {"kind": "none"} if request.param == "none" else None
-    project = make_project(tmp_path_factory.mktemp(f"flow_{request.param}"), retain)
-    start = time.perf_counter()
-    output = repro(project)
-    seconds = time.perf_counter() - start
-    print(f"pretrained flow, retain {request.param}: dvc repro took {seconds:.0f} s")
-    return project, ran_stages(output), request.param
+    name, models = request.param, FLOW_MODELS[request.param]
+    retain = {"kind": "none"} if name == "none" else None
+    project = make_project(tmp_path_factory.mktemp(f"flow_{name}"), retain, models)
+    stages = repro(project)
+    text = record(project, name, stages)
+    if os.environ.get("HMU_FLOW_RECORD"):
+        folder = Path(os.environ["HMU_FLOW_RECORD"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.md").write_text(text)
+    print(text.split("## dvc dag")[0])
+    return project, [stage for stage, _ in stages], name, models
 
 
 @pytest.mark.slow
 def test_repro_imports_and_trains_nothing(flow):
-    project, ran, retain = flow
+    project, ran, retain, models = flow
     pair = [s for s in ran if s.split("@")[0] in PAIR_STAGES]
-    assert len(pair) == 2 * (2 + len(MODELS)), pair  # vq, res, and a transformer per model
+    assert len(pair) == 2 * (2 + len(models)), pair  # vq, res, and a transformer per model
     for stage in ("train_evaluator", "text_emb", "tokenize", "unlearn", "unlearn_control",
                   "unlearn_edit", "evaluate_reference", "evaluate", "report"):  # fmt: skip
         assert any(s.split("@")[0] == stage for s in ran), stage
     assert not any(s.startswith("synth") for s in ran)  # the user's folder, not the generator
-    models = project / "models" / DS
+    folders = project / "models" / DS
     subsets = ("all", "retain") if retain == "pretrained" else ("all",)
-    imported = [models / f"{p}_{s}" for p in ("vq", "res", *MODELS) for s in subsets]
+    imported = [folders / f"{p}_{s}" for p in ("vq", "res", *models) for s in subsets]
     for folder in imported:
         record = json.loads((folder / "import.json").read_text())
         assert record["source"] == "pretrained", folder
         assert not (folder / "train.json").exists() and not (folder / "live").exists(), folder
     if retain == "none":  # the D_r pieces are markers, nothing trained or imported
-        for piece in ("vq", "res", *MODELS):
-            assert [p.name for p in (models / f"{piece}_retain").iterdir()] == ["absent.json"]
+        for piece in ("vq", "res", *models):
+            assert [p.name for p in (folders / f"{piece}_retain").iterdir()] == ["absent.json"]
     judge = json.loads((project / "metrics" / DS / "evaluator.json").read_text())
     assert judge["train_pairs"] > 0  # the released judge is loaded, its instruments fitted
 
 
 @pytest.mark.slow
 def test_every_method_and_the_report(flow):
-    project, _, retain = flow
+    project, _, retain, models = flow
     metrics = project / "metrics" / DS
-    for model in MODELS:
+    for model in models:
         for method in METHODS:
             assert (project / "models" / DS / model / method / "method.json").exists()
             result = json.loads((metrics / model / f"{method}.json").read_text())
@@ -182,15 +236,20 @@ def test_every_method_and_the_report(flow):
         assert ("absent" in reference) == (retain == "none")
         assert (project / "models" / DS / model / "retrain").is_dir()
     report = (project / "metrics" / "report.md").read_text()
-    rows = ["Real motion", "| MoMask |", "MoMask FT", "MoMask FT (all data)", "MoMask w/ UCE",
-            "MoMask w/ RECE", "MoMask w/ LCR", "| BAMM |", "BAMM w/ LCR"]  # fmt: skip
-    for row in rows + ["MoMask D_r (reference)", "BAMM D_r (reference)"] * (retain != "none"):
+    names = {"momask": "MoMask", "bamm": "BAMM"}
+    rows = ["Real motion"]
+    for name in (names[m] for m in models):
+        rows += [f"| {name} |", f"{name} FT", f"{name} FT (all data)", f"{name} w/ UCE",
+                 f"{name} w/ RECE", f"{name} w/ LCR"]  # fmt: skip
+        rows += [f"{name} D_r (reference)"] * (retain != "none")
+    for row in rows:
         assert row in report, row
-    section = report.split("## humanml3d")[1]
+    assert ("| BAMM |" in report) == ("bamm" in models)
+    section = report.split(f"\n## {DS}\n")[1].split("\n## ")[0]  # the dataset's tables
     assert "Missing" not in section
     if retain == "none":
         assert "D_r (reference)" not in report
-        assert section.count("No D_r reference: params.yaml source.") == 2
+        assert section.count("No D_r reference: params.yaml source.") == len(models)
         assert "excess" not in section.split("#### humanml3d")[1].split("|---")[0]
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from hmu.eval import metrics as metrics_lib
 from hmu.eval import stats
 from hmu.eval.report import (
     build_report,
@@ -20,6 +21,7 @@ from hmu.eval.report import (
     write_report,
 )
 from hmu.eval.run import load_samples, samples_path, save_samples
+from hmu.pretrained import write_absent_npz
 
 DS = "toy"
 MODELS = ["momask", "bamm"]
@@ -409,3 +411,41 @@ def test_report_starts_with_the_generated_summary_and_links_its_appendix(dirs, t
     assert FORGET_FULL not in markdown and "[report_full.md](report_full.md)" in markdown
     full = (tmp_path / "out" / "report_full.md").read_text()
     assert FORGET_FULL in full and "[report](report.md)" in full
+
+
+def test_without_d_r_retain_target_columns_rank_by_real_motion(dirs, tmp_path):
+    """retain kind none: retrain.json and its .npz hold only the reason; the retain-set
+    "→ D_r" columns (Diversity) are ranked by closeness to the Real motion row, by the
+    bootstrap on the embeddings and by the t test without them (both used to need D_r)."""
+    metrics, sample_dir = dirs
+    reason = "no D_r reference: params.yaml source.toy.retain.kind is none"
+    _write(metrics / DS / "momask" / "retrain.json", {"absent": reason, "meta": {}})
+    write_absent_npz(samples_path(DS, "momask", "retrain", sample_dir), reason)
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(R, N, D)).astype(np.float32)
+
+    def diversity(emb):  # per repetition: the mean distance over all pairs
+        return [float(metrics_lib.euclidean_distance_matrix(e, e).sum() / (N * (N - 1)))
+                for e in emb]  # fmt: skip
+
+    scales = {"base": 1.6, "finetune": 1.0, "finetune_all": 1.5, "uce": 2.0, "lcr": 0.5}
+    for method, scale in scales.items():  # FT spreads like the real motions
+        gen = (real * scale + rng.normal(0, 0.05, real.shape)).astype(np.float32)
+        path = metrics / DS / "momask" / f"{method}.json"
+        data = json.loads(path.read_text()) | {"excess": None}
+        data["retain"]["diversity"] = stats.summarize(diversity(gen))
+        _write(path, data)
+        arrays = load_samples(samples_path(DS, "momask", method, sample_dir))
+        arrays |= {"retain.gen_emb": gen, "retain.real_emb": real}
+        save_samples(samples_path(DS, "momask", method, sample_dir), arrays)
+    real_path = metrics / DS / "real.json"
+    data = json.loads(real_path.read_text())
+    data["retain"]["diversity"] = stats.summarize(diversity(real))
+    _write(real_path, data)
+    for samples, allowed in ((True, {"best"}), (False, {"best", "tie"})):  # bootstrap, t test
+        table = _table(_report(dirs, tmp_path, samples=samples), QUALITY)
+        assert "MoMask D_r (reference)" not in table
+        cells = {m: table[LABELS[m]]["Retain Diversity → D_r"] for m in scales}
+        assert cells["finetune"].startswith("**") or cells["finetune"].endswith("≈")
+        assert ("best" if cells["finetune"].startswith("**") else "tie") in allowed
+        assert not cells["uce"].startswith("**")

@@ -401,14 +401,22 @@ def _statistic(col: Column, npz) -> stats.Statistic:
 
 
 def _bootstrap_p_values(
-    results: Results, ds: str, model: str, col: Column, best: str, others: list[str]
+    results: Results,
+    ds: str,
+    model: str,
+    col: Column,
+    best: str,
+    others: list[str],
+    reference: float | None = None,
 ) -> dict[str, float] | None:
     """p-values of "best beats m" from the paired bootstrap on the .npz arrays; None when an
-    array is missing or the samples do not pair (different keys)."""
+    array is missing or the samples do not pair (different keys). Goal 'target': the D_r
+    samples resampled alongside, else the number `reference` (no D_r: the Real motion row)."""
     wanted = _sample_array(col)
     methods = [best, *others]
     files = {m: results.samples(ds, model, m) for m in methods}
-    ref_file = results.samples(ds, model, REFERENCE) if col.goal == "target" else None
+    with_reference = col.goal == "target" and (ds, model, REFERENCE) not in results.absent
+    ref_file = results.samples(ds, model, REFERENCE) if with_reference else None
     if wanted is None or any(f is None for f in files.values()):
         return None
     if ref_file is not None:
@@ -423,26 +431,29 @@ def _bootstrap_p_values(
     arrays = {m: f[name] if index is None else f[name][..., index] for m, f in files.items()}
     arrays = {m: a.astype(np.float64) for m, a in arrays.items()}
     boot = stats.bootstrap(arrays, _statistic(col, files[best]), results.n_boot, seed=0)
-    reference = boot.get(REFERENCE)
-    if col.goal == "target" and reference is None:
-        reference = _mean(_entry(results.runs.get((ds, model, REFERENCE)), col))
+    reference = boot.get(REFERENCE, reference)
     return {m: stats.bootstrap_p_value(boot[best], boot[m], col.goal, reference) for m in others}
 
 
 def _t_p_values(
-    results: Results, ds: str, model: str, col: Column, best: str, others: list[str]
+    results: Results,
+    ds: str,
+    model: str,
+    col: Column,
+    best: str,
+    others: list[str],
+    reference: float | None = None,
 ) -> dict[str, float] | None:
-    """p-values of "best beats m" from a paired t test over the per-repetition values."""
+    """p-values of "best beats m" from a paired t test over the per-repetition values. Goal
+    'target': D_r's values of the same repetitions, else the number `reference`."""
     values = {m: _values(_entry(results.runs[(ds, model, m)], col)) for m in (best, *others)}
     lengths = {len(v) if v else 0 for v in values.values()}
     if len(lengths) != 1 or lengths.pop() < 2:
         return None
-    reference = None
     if col.goal == "target":
-        ref_entry = _entry(results.runs.get((ds, model, REFERENCE)), col)
-        ref_values = _values(ref_entry)
+        ref_values = _values(_entry(results.runs.get((ds, model, REFERENCE)), col))
         same = ref_values is not None and len(ref_values) == len(values[best])
-        reference = ref_values if same else _mean(ref_entry)
+        reference = ref_values if same else reference
     return {m: stats.paired_t_p_value(values[best], values[m], col.goal, reference)
             for m in others}  # fmt: skip
 
@@ -466,10 +477,10 @@ def column_marks(results: Results, ds: str, model: str, col: Column) -> dict[str
     if best is not None:
         others = [m for m in ranked if m != best]
         tests = results.tests.setdefault((ds, model), {})
-        p_values = _bootstrap_p_values(results, ds, model, col, best, others)
+        p_values = _bootstrap_p_values(results, ds, model, col, best, others, reference)
         how = "bootstrap"
         if p_values is None:
-            p_values = _t_p_values(results, ds, model, col, best, others)
+            p_values = _t_p_values(results, ds, model, col, best, others, reference)
             how = "t" if p_values is not None else "none"
         tests[f"{col.part}.{col.metric}"] = how
         marks = significance_marks(best, p_values) if p_values is not None else {}
