@@ -20,11 +20,11 @@ evaluator.threads 1): the tensors are tiny, and on a shared 2-core machine a sec
 only waits (measured: a fine-tuning step 2.5 s with 1 thread, 15-28 s with 2 while another
 process ran).
 
-Why targets and not a bare `dvc repro`: the report and gallery stages list metrics/motionx as a
-dependency whatever `datasets` says, and features@motionx always exists, so a HumanML3D-only
-project runs `dvc repro --glob 'evaluate*@humanml3d-*'` and then `dvc repro -s report` (with an
-empty metrics/motionx folder); docs/pretrained.md says so, and why dvc.yaml cannot follow
-`datasets` there.
+Why targets and not a bare `dvc repro`: the report and gallery stages list metrics/motionx (the
+report also eval/motionx) as a dependency whatever `datasets` says, and features@motionx always
+exists, so a HumanML3D-only project runs `dvc repro --glob 'evaluate*@humanml3d-*'` and then
+`dvc repro -s report` (with empty metrics/motionx and eval/motionx folders); docs/pretrained.md
+says so, and why dvc.yaml cannot follow `datasets` there.
 """
 
 import json
@@ -153,7 +153,8 @@ def ran_stages(lines: list[tuple[float, str]]) -> list[tuple[str, float]]:
 def repro(project: Path) -> list[tuple[str, float]]:
     """The flow: everything the humanml3d evaluations need, then the report -> ran_stages."""
     stages = ran_stages(dvc(project, "repro", "--glob", f"evaluate*@{DS}-*"))
-    (project / "metrics" / "motionx").mkdir(parents=True, exist_ok=True)
+    for folder in ("metrics", "eval"):  # the report lists both per dataset
+        (project / folder / "motionx").mkdir(parents=True, exist_ok=True)
     return stages + ran_stages(dvc(project, "repro", "-s", "report"))
 
 
