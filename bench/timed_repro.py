@@ -6,13 +6,14 @@ stdout; with --json also {"command", "machine", "stages": {stage: seconds}, "tot
 (e.g. studies/times.json, which metrics/studies.md quotes).
 """
 
-import json
 import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from hmu.io import write_json
 
 
 def run_timed(command: list[str]) -> tuple[int, dict[str, float]]:
@@ -37,16 +38,14 @@ def run_timed(command: list[str]) -> tuple[int, dict[str, float]]:
 
 
 def write_times(path: Path, command: list[str], times: dict[str, float], total: float) -> None:
-    """The stage times as JSON (seconds rounded to 1), written atomically."""
+    """The stage times as JSON (seconds rounded to 1), written atomically (hmu.io)."""
     record = {
         "command": " ".join(command),
         "machine": f"{os.cpu_count()} cores",
         "stages": {name: round(seconds) for name, seconds in times.items()},
         "total": round(total),
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, record)
 
 
 def main(args: list[str]) -> int:
