@@ -7,6 +7,7 @@
         [--text ...] [--prompts prompts.txt] [--length 120] [--seed 0] --out motion.gif|mp4|bvh|npy
 
     hmu check-params [--params params.yaml]
+    hmu seeds [--folder PATH] [--no-experiments]     (training-seed replicas, hmu.eval.seeds)
 
     hmu import-official --dataset D --model momask --vq net_best_fid.tar --trans latest.tar \\
         --res latest.tar [--length-estimator finest.tar] --mean meta/mean.npy --std meta/std.npy \\
@@ -182,6 +183,19 @@ def methods_command(args: argparse.Namespace) -> list[str]:
             for model, methods in models.items()]  # fmt: skip
 
 
+def seeds_command(args: argparse.Namespace) -> list[Path]:
+    """Run `hmu seeds`: pool the workspace and its training-seed replicas (hmu.eval.seeds)."""
+    from hmu.eval.seeds import experiment_runs, folder_run, write_seeds
+
+    runs = [folder_run(".", "workspace")]
+    runs += [folder_run(path) for path in args.folder]
+    if not args.no_experiments:
+        runs += experiment_runs(".")
+    for run in runs:
+        print(f"{run.name}: train.seed={run.seed}", file=sys.stderr)
+    return write_seeds(runs)
+
+
 def viz_command(args: argparse.Namespace) -> list[str]:
     """Run `hmu viz` (hmu.viz.anim's command line)."""
     from hmu.viz.anim import run
@@ -263,6 +277,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--models-root", default="models", help="folder of the models (default models)"
     )
     meth.set_defaults(func=methods_command)
+
+    seeds = commands.add_parser(
+        "seeds",
+        help="pool the metrics of training-seed replicas into metrics/seeds.json and seeds.md",
+        description="Collect the workspace and every DVC experiment of HEAD that differs from "
+        "it in train.seed alone (`dvc exp run -S train.seed=1`), pool their metrics and write "
+        "metrics/seeds.json and metrics/seeds.md (then `dvc repro report`).",
+    )
+    seeds.add_argument(
+        "--folder", action="append", default=[], help="also a replica in another project folder"
+    )
+    seeds.add_argument(
+        "--no-experiments", action="store_true", help="do not look for DVC experiments"
+    )
+    seeds.set_defaults(func=seeds_command)
 
     viz = commands.add_parser(
         "viz",

@@ -51,6 +51,14 @@ def profile_block(params: dict[str, Any], name: str) -> tuple[dict[str, Any], di
     return dict(block.get("model") or {}), dict(section(params, f"{name}.{profile}.train"))
 
 
+def train_seed(params: dict[str, Any]) -> int:
+    """params.yaml `train.seed`: the training-seed offset every training stage adds to its
+    schedule's seed (VQ-VAE, transformers, length estimator, fine-tuning). 0 (the default, and
+    the value when the block is absent) trains the committed models; `dvc exp run -S
+    train.seed=1` replicates the whole benchmark under new training seeds (hmu.eval.seeds)."""
+    return int(params.get("train", {}).get("seed", 0))
+
+
 def set_by_data(model_cfg: dict[str, Any], name: str, **sizes: Any) -> dict[str, Any]:
     """model_cfg plus the sizes the data decides (codebook size, text width, ...); params.yaml
     must not set them."""

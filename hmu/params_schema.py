@@ -197,6 +197,12 @@ class TrainBlock(Block):
     seed: Seed | None = None
 
 
+class TrainingSeedBlock(Block):
+    """train: the training-seed offset of a pipeline run (hmu.params.train_seed)."""
+
+    seed: Seed = 0
+
+
 class FinetuneBlock(Block):
     epochs: PositiveFloat
     residual: bool
@@ -311,6 +317,7 @@ class Params(Block):
     rece: ReceBlock
     lcr: LcrBlock
     finetune: FinetuneBlock
+    train: TrainingSeedBlock = TrainingSeedBlock()
     generator: GeneratorBlock
     source: dict[str, SourcesBlock] = {}
     vq: VqBlock

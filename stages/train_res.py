@@ -17,7 +17,7 @@ import torch
 from hmu.data.dataset import ProcessedDataset
 from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_module
-from hmu.params import load_params, profile_block, section, set_by_data
+from hmu.params import load_params, profile_block, section, set_by_data, train_seed
 from hmu.params_schema import check_params
 from hmu.pretrained import (
     import_residual,
@@ -33,7 +33,7 @@ from hmu.train.runs import finish_run, is_main, work_dir
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
-    check_params("profile", "res", "generator.threads", "precision", "source")
+    check_params("profile", "res", "generator.threads", "precision", "source", "train")
     params = load_params()
     precision = section(params, "precision.train")  # fp32 | bf16
     out = Path("models") / dataset / f"res_{subset}"
@@ -50,7 +50,7 @@ def main(target: str) -> None:
         "num_quantizers": int(data.table.tokens.shape[2]),
     }
     model_cfg = set_by_data(model_params, "res", **sizes)
-    train_cfg = TrainConfig.from_params(train_params, precision)
+    train_cfg = TrainConfig.from_params(train_params, precision, train_seed(params))
     work = work_dir(dataset, f"res_{subset}", model_cfg, vars(train_cfg), *data.identity)
     start = time.perf_counter()
     net = train_residual(data, model_cfg, train_cfg, work, log_dir=out / "live")

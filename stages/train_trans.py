@@ -19,7 +19,7 @@ import torch
 from hmu.data.dataset import ProcessedDataset
 from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_module
-from hmu.params import load_params, profile_block, section, set_by_data
+from hmu.params import load_params, profile_block, section, set_by_data, train_seed
 from hmu.params_schema import check_params
 from hmu.pretrained import (
     import_transformer,
@@ -36,7 +36,7 @@ from hmu.train.runs import finish_run, is_main, work_dir
 
 def main(target: str) -> None:
     dataset, model, subset = target.rsplit("-", 2)
-    check_params("profile", "trans", "length", "generator.threads", "precision", "source")
+    check_params("profile", "trans", "length", "generator.threads", "precision", "source", "train")
     params = load_params()
     precision = section(params, "precision.train")  # fp32 | bf16
     out = Path("models") / dataset / f"{model}_{subset}"
@@ -49,9 +49,9 @@ def main(target: str) -> None:
     model_params, train_params = profile_block(params, "trans")
     sizes = {"num_tokens": data.table.nb_code, "clip_dim": int(data.text_emb.shape[1])}
     model_cfg = set_by_data(model_params, "trans", **sizes)
-    train_cfg = TrainConfig.from_params(train_params, precision)
+    train_cfg = TrainConfig.from_params(train_params, precision, train_seed(params))
     length_cfg, length_params = profile_block(params, "length")
-    length_train = TrainConfig.from_params(length_params, precision)
+    length_train = TrainConfig.from_params(length_params, precision, train_seed(params))
     work = work_dir(dataset, f"{model}_{subset}", model_cfg, vars(train_cfg), *data.identity)
     length_work = work_dir(
         dataset, f"length_{model}_{subset}", length_cfg, vars(length_train), *data.identity

@@ -19,7 +19,7 @@ from hmu.data.humanml import momask_vq_std
 from hmu.errors import exits_on_bad_input
 from hmu.models.checkpoint import save_vq
 from hmu.models.rvq import PAPER_CONFIG
-from hmu.params import load_params, profile_block, section
+from hmu.params import load_params, profile_block, section, train_seed
 from hmu.params_schema import check_params
 from hmu.pretrained import (
     import_vq,
@@ -35,7 +35,7 @@ from hmu.train.vq import train_vq
 
 def main(target: str) -> None:
     dataset, subset = target.rsplit("-", 1)
-    check_params("profile", "vq", "generator.threads", "precision", "source")
+    check_params("profile", "vq", "generator.threads", "precision", "source", "train")
     params = load_params()
     precision = section(params, "precision.train")  # fp32 | bf16
     out = Path("models") / dataset / f"vq_{subset}"
@@ -47,7 +47,7 @@ def main(target: str) -> None:
     model_params, train_params = profile_block(params, "vq")
     model_cfg, train_cfg = (
         {**PAPER_CONFIG, **model_params},
-        TrainConfig.from_params(train_params, precision),
+        TrainConfig.from_params(train_params, precision, train_seed(params)),
     )
     window = int(section(params, "vq.window"))
     data = ProcessedDataset.open(dataset)

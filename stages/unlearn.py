@@ -16,11 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from hmu.data.dataset import ProcessedDataset
 from hmu.errors import exits_on_bad_input
 from hmu.io import write_json
 from hmu.models.checkpoint import load_module, load_state, save_lcr_delta, save_module, vq_file
-from hmu.params import load_params, section
+from hmu.params import load_params, section, train_seed
 from hmu.params_schema import check_params
 from hmu.pretrained import absent_reason, write_absent
 from hmu.train.finetune import finetune, finetune_config
@@ -63,16 +65,23 @@ def run_lcr(cfg: dict, dataset: str, model: str, out) -> dict:
 
 
 def run_finetune(
-    cfg: dict, dataset: str, model: str, out, precision: str, subset: str = "retain"
+    cfg: dict,
+    dataset: str,
+    model: str,
+    out,
+    precision: str,
+    subset: str = "retain",
+    seed_offset: int = 0,
 ) -> dict:
     """The base transformers fine-tuned on `subset`'s motions (D_r: the baseline; all: the
     control "FT on all data"), tokenised by the base VQ-VAE. The step count is always that of
-    `cfg["epochs"]` passes over D_r, so the control trains exactly as long as the baseline."""
+    `cfg["epochs"]` passes over D_r, so the control trains exactly as long as the baseline;
+    seed_offset is params.yaml `train.seed`, as for the base model's training."""
     pieces = base_pieces(dataset, model)
     processed = ProcessedDataset.open(dataset)
     data = training_data(processed, subset, codebook="all")
     retain_motions = len(processed.select("train", "retain"))
-    train_cfg = finetune_config(cfg["epochs"], cfg["train"], retain_motions, precision)
+    train_cfg = finetune_config(cfg["epochs"], cfg["train"], retain_motions, precision, seed_offset)
     # resumable state, keyed by everything that defines the run; removed once saved
     work = work_dir(
         dataset, f"finetune_{subset}_{model}", vars(train_cfg), cfg, data.table.tokens, data.rows
@@ -90,8 +99,10 @@ def run_finetune(
 
 def main(target: str) -> None:
     dataset, model, method = target.split("-")
-    check_params(method, "precision", *(["finetune"] if method == "finetune_all" else []))
+    extra = ["finetune"] if method == "finetune_all" else []
+    check_params(method, "precision", "train", "generator.threads", *extra)
     params = load_params()
+    torch.set_num_threads(section(params, "generator.threads"))
     cfg = section(params, method)
     out = method_dir(dataset, model, method)
     start = time.perf_counter()
@@ -107,11 +118,14 @@ def main(target: str) -> None:
     elif method == "lcr":
         pieces, info["selection"] = run_lcr(cfg, dataset, model, out)
     elif method == "finetune":
-        pieces = run_finetune(cfg, dataset, model, out, section(params, "precision.train"))
+        precision = section(params, "precision.train")
+        pieces = run_finetune(cfg, dataset, model, out, precision, seed_offset=train_seed(params))
     elif method == "finetune_all":  # the control: same steps, on the full training set
         info["finetune"] = section(params, "finetune")
         precision = section(params, "precision.train")
-        pieces = run_finetune(info["finetune"], dataset, model, out, precision, cfg["subset"])
+        pieces = run_finetune(
+            info["finetune"], dataset, model, out, precision, cfg["subset"], train_seed(params)
+        )
     else:
         raise ValueError(f"unlearn: unknown method {method!r} (uce and rece: stage unlearn_edit)")
     seconds = time.perf_counter() - start

@@ -34,6 +34,7 @@ def main(target: str) -> None:
     params = load_params()
     edit, cfg, gen = (section(params, key) for key in ("edit", method, "generator"))
     keywords = section(params, f"toxicity.{dataset}.keywords")
+    torch.set_num_threads(gen["threads"])
     out = method_dir(dataset, model, method)
     start = time.perf_counter()
     pieces = base_pieces(dataset, model)

@@ -129,7 +129,8 @@ def make_project(tmp: Path, retain: dict | None = None, models: list[str] | None
     user, project = tmp / "user", tmp / "project"
     tiny_humanml3d(user / "HumanML3D")
     project.mkdir()
-    for item in ("dvc.yaml", "params.yaml"):
+    for item in ("dvc.yaml", "params.yaml", "metrics/seeds.json"):  # seeds.json: `hmu seeds`
+        (project / item).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / item, project / item)
     for folder in ("hmu", "stages"):
         shutil.copytree(

@@ -37,6 +37,7 @@ import numpy as np
 
 from hmu.eval import stats
 from hmu.eval.report_sections import instruments_section, lcr_section, vq_section
+from hmu.eval.seeds import seeds_section
 from hmu.eval.summary import summary_lines
 from hmu.io import write_json, write_text
 from hmu.viz.plots import scatter_plot
@@ -846,7 +847,8 @@ def _notes() -> list[str]:
         "",
         "## Reading the tables",
         "",
-        "- Cells: mean ± 95% Student-t interval over the evaluation repetitions (sample std); "
+        "- Cells: mean ± 95% Student-t interval over the evaluation repetitions of one "
+        "training seed (sample std; training-seed variance: section Training seeds); "
         "`(single pass)`: measured in one repetition only, no interval; `± n/a`: the file has "
         "no t-interval; `–`: value not in the file. The method JSONs also keep upstream's "
         "1.96·σ/√n interval (`ci95`) for comparison with published tables.",
@@ -919,6 +921,7 @@ def render_report(
     out += instruments_section(results.metrics_dir, results.datasets)
     out += vq_section(results.metrics_dir, results.datasets)
     out += lcr_section(results.metrics_dir, results.datasets, results.models)
+    out += seeds_section(results.metrics_dir)
     if appendix is None:
         return "\n".join([*out, "", *_full_tables(results)]) + "\n"
     out += ["", "## Full tables", "", f"Every metric of every part: [{appendix}]({appendix})."]

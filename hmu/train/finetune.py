@@ -20,12 +20,16 @@ from hmu.train.loop import TrainConfig
 
 
 def finetune_config(
-    epochs: float, train: Mapping[str, Any], motions: int, precision: str | None = None
+    epochs: float,
+    train: Mapping[str, Any],
+    motions: int,
+    precision: str | None = None,
+    seed_offset: int = 0,
 ) -> TrainConfig:
     """The training config of `epochs` passes over `motions` (train: params without steps;
-    precision: params.yaml `precision.train`)."""
+    precision: params.yaml `precision.train`; seed_offset: `train.seed`)."""
     steps = max(1, math.ceil(epochs * motions / train["batch_size"]))
-    return TrainConfig.from_params({**train, "steps": steps}, precision)
+    return TrainConfig.from_params({**train, "steps": steps}, precision, seed_offset)
 
 
 def finetune(

@@ -51,15 +51,21 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16: autocast of forward and loss (hmu.precision)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], precision: str | None = None) -> TrainConfig:
+    def from_params(
+        cls, params: dict[str, Any], precision: str | None = None, seed_offset: int = 0
+    ) -> TrainConfig:
         """Build from a params dict, rejecting unknown keys and out-of-range values.
 
         `precision` is params.yaml's `precision.train` (a block of its own, not of the model's
-        profile); None keeps the dict's value or the fp32 default."""
+        profile); None keeps the dict's value or the fp32 default. `seed_offset` is params.yaml's
+        `train.seed` (hmu.params.train_seed), added to the schedule's seed: one offset gives every
+        model of a pipeline run a new training seed, 0 keeps the schedules' own."""
         unknown = set(params) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown training params: {sorted(unknown)}")
         params = {**params, **({} if precision is None else {"precision": precision})}
+        if seed_offset:
+            params["seed"] = params.get("seed", cls.seed) + seed_offset
         cfg = cls(**{k: (tuple(v) if k == "betas" else v) for k, v in params.items()})
         if cfg.steps <= 0 or cfg.batch_size <= 0 or cfg.lr <= 0:
             raise ValueError(f"steps, batch_size and lr must be positive: {cfg}")

@@ -1,0 +1,286 @@
+"""Training-seed replicas: pool the benchmark's metrics over runs that differ only in train.seed.
+
+A replica is the whole pipeline rerun under new training seeds, `dvc exp run -S train.seed=<k>`
+(hmu.params.train_seed): every generator piece and the fine-tuning baseline train with new
+seeds; the data, the judge and the evaluation protocol stay the same. The main tables show one
+training seed, so their intervals cover evaluation sampling only. `hmu seeds` collects the
+workspace and every DVC experiment of the current commit whose params differ from the
+workspace's in train.seed alone (or project folders given by hand) and writes
+metrics/seeds.json and metrics/seeds.md: per cell, each seed's mean, the seeds x repetitions
+values pooled, and a Student-t interval over the seed means (training and evaluation variance
+together) next to the evaluation-only interval of one seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from hmu.eval.stats import summarize, t_halfwidth
+from hmu.io import write_json, write_text
+from hmu.methods import METHOD_ORDER, MODEL_ORDER, method_label
+
+SEEDS_JSON = Path("metrics/seeds.json")
+SEEDS_MD = Path("metrics/seeds.md")
+METHOD_FILE = re.compile(r"^metrics/([^/]+)/([^/]+)/([^/]+)\.json$")
+HEADLINE = (  # (part, metric, title) of the summary table
+    ("forget", "toxic_rate", "explicit classifier rate ↓"),
+    ("excess.forget", "toxic_rate", "excess (classifier) ↓"),
+    ("excess.forget", "kinematic_rate", "excess (kinematic) ↓"),
+    ("forget", "fid", "forget FID → D_r"),
+    ("retain", "fid", "retain FID ↓"),
+    ("retain", "r1", "retain R@1 ↑"),
+)
+
+
+@dataclass
+class Run:
+    """One replica: its name, training-seed offset, and a reader of its project files."""
+
+    name: str
+    seed: int
+    files: list[str]  # project-relative paths of its metrics files
+    read: Callable[[str], str]
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _seed_of(params_text: str) -> int:
+    return int((yaml.safe_load(params_text) or {}).get("train", {}).get("seed", 0))
+
+
+def _without_seed(params_text: str) -> dict:
+    params = yaml.safe_load(params_text) or {}
+    params.get("train", {}).pop("seed", None)
+    return params
+
+
+def _folder_files(root: Path, seed: int, name: str) -> Run:
+    files = sorted(p.relative_to(root).as_posix() for p in root.glob("metrics/*/*/*.json"))
+    return Run(name, seed, files, lambda path: (root / path).read_text(encoding="utf-8"))
+
+
+def folder_run(root: str | Path, name: str | None = None) -> Run:
+    """The replica in a project folder (its params.yaml and metrics/)."""
+    root = Path(root)
+    if not (root / "params.yaml").is_file():
+        raise FileNotFoundError(f"{root}: no params.yaml (not an HMU project folder)")
+    seed = _seed_of((root / "params.yaml").read_text(encoding="utf-8"))
+    return _folder_files(root, seed, name or root.as_posix())
+
+
+def experiment_runs(root: str | Path = ".") -> list[Run]:
+    """The DVC experiments of HEAD whose params.yaml equals the workspace's but for
+    train.seed (refs/exps/<baseline>/<name>), in seed order."""
+    root = Path(root)
+    head = _git(root, "rev-parse", "HEAD").strip()
+    workspace = _without_seed((root / "params.yaml").read_text(encoding="utf-8"))
+    runs = []
+    refs = _git(root, "for-each-ref", "--format=%(refname)", "refs/exps").split()
+    for ref in refs:
+        parts = ref.split("/")  # refs exps <sha[:2]> <sha[2:]> <name>
+        if len(parts) != 5 or parts[2] + parts[3] != head:
+            continue
+        params = _git(root, "show", f"{ref}:params.yaml")
+        if _without_seed(params) != workspace:
+            continue
+        listed = _git(root, "ls-tree", "-r", "--name-only", ref, "--", "metrics").split()
+
+        def read(path: str, ref: str = ref) -> str:
+            return _git(root, "show", f"{ref}:{path}")
+
+        runs.append(Run(parts[4], _seed_of(params), listed, read))
+    return sorted(runs, key=lambda run: run.seed)
+
+
+def method_results(run: Run) -> dict[tuple[str, str, str], dict]:
+    """{(ds, model, method): method JSON} of a run (files with meta.method, not absent)."""
+    found = {}
+    for path in run.files:
+        match = METHOD_FILE.match(path)
+        if match is None or match.group(3).endswith("_unlearn"):
+            continue
+        data = json.loads(run.read(path))
+        if isinstance(data, dict) and "absent" not in data and "method" in data.get("meta", {}):
+            found[match.groups()] = data
+    return found
+
+
+def results_digest(results: dict[tuple[str, str, str], dict]) -> str:
+    """Short hash of a run's method JSONs: the report tells a stale seeds.json by it."""
+    text = json.dumps({"/".join(k): v for k, v in sorted(results.items())}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _entries(data: dict) -> dict[str, dict]:
+    """{"<part>/<metric>": entry} of every metric with per-repetition values (excess parts as
+    "excess.<part>")."""
+    out = {}
+    for part, metrics in data.items():
+        if part == "excess" and isinstance(metrics, dict):
+            for sub, inner in metrics.items():
+                out.update({f"excess.{sub}/{m}": e for m, e in inner.items() if "values" in e})
+        elif part != "meta" and isinstance(metrics, dict):
+            out.update({f"{part}/{m}": e for m, e in metrics.items() if isinstance(e, dict)
+                        and e.get("values")})  # fmt: skip
+    return out
+
+
+def pool_cell(entries: Sequence[dict]) -> dict[str, Any]:
+    """One metric over the seeds: each seed's mean, their mean with a t-interval over seeds
+    (ci95_t_seeds, None for one seed), the mean evaluation-only interval of one seed
+    (ci95_t_eval) and the seeds x repetitions values pooled (`pooled`: mean, ci95, ci95_t and
+    n of hmu.eval.stats.summarize; the pooled interval treats the values as independent, so it
+    understates the training variance that ci95_t_seeds covers)."""
+    means = [float(np.mean(e["values"])) for e in entries]
+    evals = [e["ci95_t"] for e in entries if e.get("ci95_t") is not None]
+    values = np.concatenate([e["values"] for e in entries])
+    pooled = {k: v for k, v in summarize(values).items() if k != "values"}
+    return {
+        "seed_means": means,
+        "mean": float(np.mean(means)),
+        "ci95_t_seeds": t_halfwidth(means),
+        "ci95_t_eval": float(np.mean(evals)) if evals else None,
+        "pooled": {**pooled, "n": int(values.size)},
+    }
+
+
+def pool_runs(runs: Sequence[Run]) -> dict[str, Any]:
+    """seeds.json: the runs, and per method (present in every run) and metric the pooled cell;
+    summary: how many cells vary more between seeds than one seed's evaluation interval."""
+    if len({run.seed for run in runs}) != len(runs):
+        raise ValueError(f"two runs share a training seed: {[(r.name, r.seed) for r in runs]}")
+    results = [method_results(run) for run in runs]
+    common = sorted(set.intersection(*(set(r) for r in results)))
+    cells, wider = {}, 0
+    for key in common:
+        per_run = [_entries(r[key]) for r in results]
+        names = sorted(set.intersection(*(set(e) for e in per_run)))
+        cells["/".join(key)] = {n: pool_cell([e[n] for e in per_run]) for n in names}
+        wider += sum(
+            c["ci95_t_seeds"] is not None and c["ci95_t_eval"] is not None
+            and c["ci95_t_seeds"] > c["ci95_t_eval"]
+            for c in cells["/".join(key)].values()
+        )  # fmt: skip
+    count = sum(len(c) for c in cells.values())
+    return {
+        "runs": [
+            {"name": run.name, "seed": run.seed, "digest": results_digest(res)}
+            for run, res in zip(runs, results, strict=True)
+        ],
+        "summary": {"seeds": len(runs), "cells": count, "seed_interval_wider": wider},
+        "cells": cells,
+    }
+
+
+def _cell_text(cell: dict | None) -> str:
+    if cell is None:
+        return "–"
+    seeds = " / ".join(f"{m:.3f}" for m in cell["seed_means"])
+    spread = "n/a" if cell["ci95_t_seeds"] is None else f"{cell['ci95_t_seeds']:.3f}"
+    one = "n/a" if cell["ci95_t_eval"] is None else f"{cell['ci95_t_eval']:.3f}"
+    return f"{cell['mean']:.3f} ± {spread} (eval ± {one}; seeds {seeds})"
+
+
+def _order(key: str) -> tuple:
+    ds, model, method = key.split("/")
+    rank = lambda name, known: known.index(name) if name in known else len(known)  # noqa: E731
+    return ds, rank(model, MODEL_ORDER), model, rank(method, METHOD_ORDER), method
+
+
+def render_seeds(pooled: dict[str, Any]) -> str:
+    """metrics/seeds.md: per dataset and model, the headline cells over the training seeds."""
+    runs = ", ".join(f"{r['name']} (train.seed={r['seed']})" for r in pooled["runs"])
+    s = pooled["summary"]
+    out = [
+        "# Training-seed replicas",
+        "",
+        f"Runs: {runs}. Cells: mean over the {s['seeds']} seeds ± 95% Student-t interval over "
+        "the seed means (training and evaluation variance), then the mean evaluation-only "
+        "interval of one seed (what the main report shows) and each seed's mean.",
+        "",
+        f"In {s['seed_interval_wider']} of {s['cells']} cells the seed interval is wider than "
+        "the evaluation interval: there, training variance matters more than evaluation "
+        "sampling."
+        if s["seeds"] > 1
+        else "One training seed: no training-seed interval yet "
+        "(`dvc exp run -S train.seed=1`, then `hmu seeds`).",
+    ]
+    tables: dict[tuple[str, str], list[list[str]]] = {}
+    for key in sorted(pooled["cells"], key=_order) if s["seeds"] > 1 else []:
+        ds, model, method = key.split("/")
+        cells = pooled["cells"][key]
+        row = [method_label(method)]
+        row += [_cell_text(cells.get(f"{part}/{metric}")) for part, metric, _ in HEADLINE]
+        tables.setdefault((ds, model), []).append(row)
+    header = ["method", *(title for _, _, title in HEADLINE)]
+    for (ds, model), rows in tables.items():
+        out += ["", f"## {ds} · {model}", "", "| " + " | ".join(header) + " |"]
+        out += ["|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+    return "\n".join(out) + "\n"
+
+
+def write_seeds(runs: Sequence[Run], out_json=SEEDS_JSON, out_md=SEEDS_MD) -> list[Path]:
+    """Pool `runs` and write seeds.json and seeds.md (atomically); returns the paths."""
+    pooled = pool_runs(runs)
+    write_json(out_json, pooled)
+    write_text(out_md, render_seeds(pooled))
+    return [Path(out_json), Path(out_md)]
+
+
+def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
+    """The report's section on training seeds: which variance the tables' intervals cover, and
+    the pooled excess rates when seeds.json (written by `hmu seeds`) holds several seeds of
+    these very results (a seeds.json collected from other results is reported as stale)."""
+    metrics_dir = Path(metrics_dir)
+    out = ["", "## Training seeds", ""]
+    path = metrics_dir / SEEDS_JSON.name
+    one_seed = (
+        "The tables show one training seed: their intervals cover evaluation sampling only, "
+        'not the variance of training (README "Training seeds").'
+    )
+    if not path.is_file():
+        return out + [f"{one_seed} No {path.as_posix()}: run `hmu seeds`."]
+    pooled = json.loads(path.read_text(encoding="utf-8"))
+    current = results_digest(method_results(_folder_files(metrics_dir.parent, 0, "current")))
+    if current not in {run["digest"] for run in pooled["runs"]}:
+        return out + [f"{one_seed} {path.as_posix()} was collected from other results (stale): "
+                      "rerun `hmu seeds`."]  # fmt: skip
+    s = pooled["summary"]
+    if s["seeds"] < 2:
+        return out + [f"{one_seed} Replicas: `dvc exp run -S train.seed=1`, then `hmu seeds`."]
+    seeds = ", ".join(str(run["seed"]) for run in pooled["runs"])
+    out += [
+        f"{s['seeds']} training seeds ({seeds}) are pooled in [seeds.md](seeds.md): in "
+        f"{s['seed_interval_wider']} of {s['cells']} cells the interval over the seed means is "
+        "wider than one seed's evaluation interval. Excess classifier rate on the explicit "
+        "prompts, mean over seeds ± t-interval over seeds:",
+        "",
+        "| dataset · model | " + " | ".join(method_label(m) for m in METHOD_ORDER) + " |",
+        "|---|" + "---|" * len(METHOD_ORDER),
+    ]
+    rows: dict[str, dict[str, str]] = {}
+    for key, cells in sorted(pooled["cells"].items(), key=lambda kv: _order(kv[0])):
+        ds, model, method = key.split("/")
+        cell = cells.get("excess.forget/toxic_rate")
+        if cell is not None:
+            spread = cell["ci95_t_seeds"]
+            text = f"{cell['mean']:.3f} ± {'n/a' if spread is None else f'{spread:.3f}'}"
+            rows.setdefault(f"{ds} · {model}", {})[method] = text
+    for name, row in rows.items():
+        out.append(f"| {name} | " + " | ".join(row.get(m, "–") for m in METHOD_ORDER) + " |")
+    return out
