@@ -81,6 +81,10 @@ def test_pool_runs_pools_seeds_and_repetitions():
     }  # fmt: skip
     # toxic rate and its excess vary more between the seeds than within one; FID does not
     assert pooled["summary"] == {"seeds": 2, "cells": 3, "seed_interval_wider": 2}
+    # a replica that did not rerun a method (its JSON is the first run's) is left out
+    copy = _memory_run("glob", 2, {"metrics/d/momask/lcr.json": a})
+    partial = pool_runs([runs[0], runs[1], copy])
+    assert partial["cells"] == {} and partial["not_replicated"] == {"glob": ["d/momask/lcr"]}
     with pytest.raises(ValueError, match="share a training seed"):
         pool_runs([runs[0], _memory_run("again", 0, {"metrics/d/momask/lcr.json": b})])
 

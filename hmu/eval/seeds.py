@@ -161,10 +161,19 @@ def pool_cell(entries: Sequence[dict]) -> dict[str, Any]:
 
 def pool_runs(runs: Sequence[Run]) -> dict[str, Any]:
     """seeds.json: the runs, and per method (present in every run) and metric the pooled cell;
-    summary: how many cells vary more between seeds than one seed's evaluation interval."""
+    summary: how many cells vary more between seeds than one seed's evaluation interval.
+    A replica's method whose JSON equals the first run's was not rerun under the replica's
+    seed (e.g. `dvc exp run` with a --glob of one dataset): it is left out of the pooling and
+    listed under "not_replicated"."""
     if len({run.seed for run in runs}) != len(runs):
         raise ValueError(f"two runs share a training seed: {[(r.name, r.seed) for r in runs]}")
     results = [method_results(run) for run in runs]
+    stale = {}  # a replica's method identical to the first run's: its stages never reran
+    for run, found in zip(runs[1:], results[1:], strict=True):
+        same = sorted(k for k in found if found[k] == results[0].get(k))
+        stale.update({run.name: ["/".join(k) for k in same]} if same else {})
+        for key in same:
+            del found[key]
     common = sorted(set.intersection(*(set(r) for r in results)))
     cells, wider = {}, 0
     for key in common:
@@ -183,6 +192,7 @@ def pool_runs(runs: Sequence[Run]) -> dict[str, Any]:
             for run, res in zip(runs, results, strict=True)
         ],
         "summary": {"seeds": len(runs), "cells": count, "seed_interval_wider": wider},
+        "not_replicated": stale,
         "cells": cells,
     }
 
@@ -220,6 +230,8 @@ def render_seeds(pooled: dict[str, Any]) -> str:
         else "One training seed: no training-seed interval yet "
         "(`dvc exp run -S train.seed=1`, then `hmu seeds`).",
     ]
+    for name, keys in pooled.get("not_replicated", {}).items():
+        out += ["", f"Not rerun in {name} (left out): {', '.join(keys)}."]
     tables: dict[tuple[str, str], list[list[str]]] = {}
     for key in sorted(pooled["cells"], key=_order) if s["seeds"] > 1 else []:
         ds, model, method = key.split("/")
