@@ -163,8 +163,8 @@ def pool_runs(runs: Sequence[Run]) -> dict[str, Any]:
     """seeds.json: the runs, and per method (present in every run) and metric the pooled cell;
     summary: how many cells vary more between seeds than one seed's evaluation interval.
     A replica's method whose JSON equals the first run's was not rerun under the replica's
-    seed (e.g. `dvc exp run` with a --glob of one dataset): it is left out of the pooling and
-    listed under "not_replicated"."""
+    seed (`dvc exp run` with one dataset's evaluate stages as targets): it is left out of the
+    pooling and listed under "not_replicated"."""
     if len({run.seed for run in runs}) != len(runs):
         raise ValueError(f"two runs share a training seed: {[(r.name, r.seed) for r in runs]}")
     results = [method_results(run) for run in runs]
@@ -228,7 +228,7 @@ def render_seeds(pooled: dict[str, Any]) -> str:
         "sampling."
         if s["seeds"] > 1
         else "One training seed: no training-seed interval yet "
-        "(`dvc exp run -S train.seed=1`, then `hmu seeds`).",
+        "(`dvc exp run --temp -S train.seed=1`, then `hmu seeds`).",
     ]
     for name, keys in pooled.get("not_replicated", {}).items():
         out += ["", f"Not rerun in {name} (left out): {', '.join(keys)}."]
@@ -274,7 +274,8 @@ def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
                       "rerun `hmu seeds`."]  # fmt: skip
     s = pooled["summary"]
     if s["seeds"] < 2:
-        return out + [f"{one_seed} Replicas: `dvc exp run -S train.seed=1`, then `hmu seeds`."]
+        replicas = "Replicas: `dvc exp run --temp -S train.seed=1`, then `hmu seeds`."
+        return out + [f"{one_seed} {replicas}"]
     seeds = ", ".join(str(run["seed"]) for run in pooled["runs"])
     out += [
         f"{s['seeds']} training seeds ({seeds}) are pooled in [seeds.md](seeds.md): in "
