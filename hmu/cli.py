@@ -7,7 +7,7 @@
         [--text ...] [--prompts prompts.txt] [--length 120] [--seed 0] --out motion.gif|mp4|bvh|npy
 
     hmu check-params [--params params.yaml]
-    hmu seeds [--folder PATH] [--no-experiments]     (training-seed replicas, hmu.eval.seeds)
+    hmu seeds [--exp NAME] [--folder PATH] [--no-experiments]   (training-seed replicas)
 
     hmu import-official --dataset D --model momask --vq net_best_fid.tar --trans latest.tar \\
         --res latest.tar [--length-estimator finest.tar] --mean meta/mean.npy --std meta/std.npy \\
@@ -190,7 +190,7 @@ def seeds_command(args: argparse.Namespace) -> list[Path]:
     runs = [folder_run(".", "workspace")]
     runs += [folder_run(path) for path in args.folder]
     if not args.no_experiments:
-        runs += experiment_runs(".")
+        runs += experiment_runs(".", args.exp)
     for run in runs:
         print(f"{run.name}: train.seed={run.seed}", file=sys.stderr)
     return write_seeds(runs)
@@ -287,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seeds.add_argument(
         "--folder", action="append", default=[], help="also a replica in another project folder"
+    )
+    seeds.add_argument(
+        "--exp",
+        action="append",
+        default=[],
+        help="a DVC experiment by name, of any baseline commit (default: every one of HEAD)",
     )
     seeds.add_argument(
         "--no-experiments", action="store_true", help="do not look for DVC experiments"

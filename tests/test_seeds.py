@@ -142,6 +142,9 @@ def test_experiments_of_head_that_differ_in_the_seed_alone(tmp_path):
     _git(tmp_path, "reset", "-q", "--hard", head)
     runs = experiment_runs(tmp_path)
     assert [(run.name, run.seed) for run in runs] == [("exp-a", 1), ("exp-b", 2)]  # not exp-r
+    assert [run.name for run in experiment_runs(tmp_path, ["exp-b"])] == ["exp-b"]
+    with pytest.raises(ValueError, match="no DVC experiment named"):
+        experiment_runs(tmp_path, ["exp-z"])
     results = method_results(runs[0])
     assert results[("d", "momask", "lcr")]["forget"]["toxic_rate"]["values"] == [0.6, 0.7]
     assert results_digest(results) != results_digest(method_results(folder_run(tmp_path)))

@@ -83,17 +83,22 @@ def folder_run(root: str | Path, name: str | None = None) -> Run:
     return _folder_files(root, seed, name or root.as_posix())
 
 
-def experiment_runs(root: str | Path = ".") -> list[Run]:
-    """The DVC experiments of HEAD whose params.yaml equals the workspace's but for
-    train.seed (refs/exps/<baseline>/<name>), in seed order."""
+def experiment_runs(root: str | Path = ".", names: Sequence[str] = ()) -> list[Run]:
+    """The DVC experiments (refs/exps/<baseline>/<name>) whose params.yaml equals the
+    workspace's but for train.seed, in seed order: those of HEAD, or the ones `names` lists
+    (any baseline: the code may have moved on since, which the caller vouches for)."""
     root = Path(root)
     head = _git(root, "rev-parse", "HEAD").strip()
     workspace = _without_seed((root / "params.yaml").read_text(encoding="utf-8"))
     runs = []
     refs = _git(root, "for-each-ref", "--format=%(refname)", "refs/exps").split()
+    unknown = set(names) - {ref.split("/")[-1] for ref in refs}
+    if unknown:
+        raise ValueError(f"no DVC experiment named {sorted(unknown)} (see `dvc exp list`)")
     for ref in refs:
         parts = ref.split("/")  # refs exps <sha[:2]> <sha[2:]> <name>
-        if len(parts) != 5 or parts[2] + parts[3] != head:
+        wanted = parts[-1] in names if names else parts[2] + parts[3] == head
+        if len(parts) != 5 or not wanted:
             continue
         params = _git(root, "show", f"{ref}:params.yaml")
         if _without_seed(params) != workspace:
