@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import subprocess
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from scipy import stats
 
 from hmu.eval.stats import summarize, t_halfwidth
 from hmu.io import write_json, write_text
@@ -145,12 +147,25 @@ def _entries(data: dict) -> dict[str, dict]:
     return out
 
 
+def seed_p_value(groups: Sequence[Sequence[float]]) -> float | None:
+    """p-value of "the training seeds do not change the metric": a one-way ANOVA of the
+    per-repetition values grouped by seed (None with one seed, a single value per seed, or no
+    spread at all)."""
+    if len(groups) < 2 or min(len(g) for g in groups) < 2:
+        return None
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant groups: scipy warns and returns nan
+        p = float(stats.f_oneway(*(np.asarray(g, dtype=np.float64) for g in groups)).pvalue)
+    return None if np.isnan(p) else p
+
+
 def pool_cell(entries: Sequence[dict]) -> dict[str, Any]:
     """One metric over the seeds: each seed's mean, their mean with a t-interval over seeds
-    (ci95_t_seeds, None for one seed), the mean evaluation-only interval of one seed
-    (ci95_t_eval) and the seeds x repetitions values pooled (`pooled`: mean, ci95, ci95_t and
-    n of hmu.eval.stats.summarize; the pooled interval treats the values as independent, so it
-    understates the training variance that ci95_t_seeds covers)."""
+    (ci95_t_seeds, None for one seed; with 2 seeds it has 1 degree of freedom, 12.7 x the
+    half-difference), the mean evaluation-only interval of one seed (ci95_t_eval), p_seeds
+    (seed_p_value: do the seeds differ beyond evaluation noise?) and the seeds x repetitions
+    values pooled (`pooled`: mean, ci95, ci95_t and n of hmu.eval.stats.summarize; the pooled
+    interval treats the values as independent, so it understates the training variance)."""
     means = [float(np.mean(e["values"])) for e in entries]
     evals = [e["ci95_t"] for e in entries if e.get("ci95_t") is not None]
     values = np.concatenate([e["values"] for e in entries])
@@ -160,13 +175,14 @@ def pool_cell(entries: Sequence[dict]) -> dict[str, Any]:
         "mean": float(np.mean(means)),
         "ci95_t_seeds": t_halfwidth(means),
         "ci95_t_eval": float(np.mean(evals)) if evals else None,
+        "p_seeds": seed_p_value([e["values"] for e in entries]),
         "pooled": {**pooled, "n": int(values.size)},
     }
 
 
 def pool_runs(runs: Sequence[Run]) -> dict[str, Any]:
     """seeds.json: the runs, and per method (present in every run) and metric the pooled cell;
-    summary: how many cells vary more between seeds than one seed's evaluation interval.
+    summary: how many cells the seeds change beyond evaluation noise (p_seeds < 0.05).
     A replica's method whose JSON equals the first run's was not rerun under the replica's
     seed (`dvc exp run` with one dataset's evaluate stages as targets): it is left out of the
     pooling and listed under "not_replicated"."""
@@ -180,23 +196,21 @@ def pool_runs(runs: Sequence[Run]) -> dict[str, Any]:
         for key in same:
             del found[key]
     common = sorted(set.intersection(*(set(r) for r in results)))
-    cells, wider = {}, 0
+    cells = {}
     for key in common:
         per_run = [_entries(r[key]) for r in results]
         names = sorted(set.intersection(*(set(e) for e in per_run)))
         cells["/".join(key)] = {n: pool_cell([e[n] for e in per_run]) for n in names}
-        wider += sum(
-            c["ci95_t_seeds"] is not None and c["ci95_t_eval"] is not None
-            and c["ci95_t_seeds"] > c["ci95_t_eval"]
-            for c in cells["/".join(key)].values()
-        )  # fmt: skip
-    count = sum(len(c) for c in cells.values())
+    p_values = [c["p_seeds"] for cell in cells.values() for c in cell.values()]
+    tested = [p for p in p_values if p is not None]
+    summary = {"seeds": len(runs), "cells": len(p_values), "tested": len(tested),
+               "seeds_differ": sum(p < 0.05 for p in tested)}  # fmt: skip
     return {
         "runs": [
             {"name": run.name, "seed": run.seed, "digest": results_digest(res)}
             for run, res in zip(runs, results, strict=True)
         ],
-        "summary": {"seeds": len(runs), "cells": count, "seed_interval_wider": wider},
+        "summary": summary,
         "not_replicated": stale,
         "cells": cells,
     }
@@ -228,9 +242,10 @@ def render_seeds(pooled: dict[str, Any]) -> str:
         "the seed means (training and evaluation variance), then the mean evaluation-only "
         "interval of one seed (what the main report shows) and each seed's mean.",
         "",
-        f"In {s['seed_interval_wider']} of {s['cells']} cells the seed interval is wider than "
-        "the evaluation interval: there, training variance matters more than evaluation "
-        "sampling."
+        f"In {s['seeds_differ']} of {s['tested']} tested cells the seeds differ beyond "
+        "evaluation noise (one-way ANOVA of the repetitions grouped by seed, 5% level): there "
+        "one seed's interval understates the uncertainty. With 2 seeds the t-interval over "
+        "seeds has 1 degree of freedom (12.7 x half the difference)."
         if s["seeds"] > 1
         else "One training seed: no training-seed interval yet "
         "(`dvc exp run --temp -S train.seed=1`, then `hmu seeds`).",
@@ -284,9 +299,9 @@ def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
     seeds = ", ".join(str(run["seed"]) for run in pooled["runs"])
     out += [
         f"{s['seeds']} training seeds ({seeds}) are pooled in [seeds.md](seeds.md): in "
-        f"{s['seed_interval_wider']} of {s['cells']} cells the interval over the seed means is "
-        "wider than one seed's evaluation interval. Excess classifier rate on the explicit "
-        "prompts, mean over seeds ± t-interval over seeds:",
+        f"{s['seeds_differ']} of {s['tested']} tested cells the seeds differ beyond evaluation "
+        "noise (one-way ANOVA, 5%). Excess classifier rate on the explicit "
+        "prompts, mean over seeds ± t-interval over seeds (each seed's mean):",
         "",
         "| dataset · model | " + " | ".join(method_label(m) for m in METHOD_ORDER) + " |",
         "|---|" + "---|" * len(METHOD_ORDER),
@@ -297,8 +312,13 @@ def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
         cell = cells.get("excess.forget/toxic_rate")
         if cell is not None:
             spread = cell["ci95_t_seeds"]
-            text = f"{cell['mean']:.3f} ± {'n/a' if spread is None else f'{spread:.3f}'}"
+            seeds = " / ".join(f"{m:.2f}" for m in cell["seed_means"])
+            text = f"{cell['mean']:.3f} ± {'n/a' if spread is None else f'{spread:.3f}'} ({seeds})"
             rows.setdefault(f"{ds} · {model}", {})[method] = text
     for name, row in rows.items():
         out.append(f"| {name} | " + " | ".join(row.get(m, "–") for m in METHOD_ORDER) + " |")
-    return out
+    left_out = sorted({k.rsplit("/", 1)[0] for keys in pooled["not_replicated"].values()
+                       for k in keys})  # fmt: skip
+    return out + (
+        ["", f"Not replicated (one seed only): {', '.join(left_out)}."] if left_out else []
+    )
