@@ -17,10 +17,13 @@ METHOD_LABELS = {
 }  # fmt: skip
 
 
+def order_key(name: str, known: tuple[str, ...]) -> tuple[int, str]:
+    """Sort key: known names in their order first, then the others alphabetically."""
+    return (known.index(name) if name in known else len(known), name)
+
+
 def _ordered(names, known: tuple[str, ...]) -> list[str]:
-    """Known names in their order first, then the others alphabetically."""
-    rank = {name: i for i, name in enumerate(known)}
-    return sorted(set(names), key=lambda n: (rank.get(n, len(rank)), n))
+    return sorted(set(names), key=lambda n: order_key(n, known))
 
 
 def discover_methods(models_root: str | Path = "models") -> dict[str, dict[str, list[str]]]:

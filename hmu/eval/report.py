@@ -36,7 +36,12 @@ from typing import Any
 import numpy as np
 
 from hmu.eval import stats
-from hmu.eval.report_sections import instruments_section, lcr_section, vq_section
+from hmu.eval.report_sections import (
+    instruments_section,
+    lcr_section,
+    markdown_table,
+    vq_section,
+)
 from hmu.eval.seeds import seeds_section
 from hmu.eval.summary import summary_lines
 from hmu.io import write_json, write_text
@@ -492,11 +497,6 @@ def column_marks(results: Results, ds: str, model: str, col: Column) -> dict[str
 # --- markdown rendering ---
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
 def _mark(cell: str, mark: str | None) -> str:
     if mark == "best":
         return f"**{cell}**"
@@ -659,7 +659,7 @@ def _wall_times(results: Results, ds: str) -> list[str]:
         "",
         "Wall time per method:",
         "",
-        *_markdown_table(["Method", "Unlearn (s)", "Evaluation (s)"], rows),
+        *markdown_table(["Method", "Unlearn (s)", "Evaluation (s)"], rows),
     ]
 
 
@@ -678,7 +678,7 @@ def _model_tables(results: Results, ds: str, model: str, plots) -> list[str]:
     for what, columns in [*groups, ("quality", quality_columns())]:
         out += [f"#### {ds} · {name} · {what}", ""]
         header = ["Method", *(c.title() for c in columns)]
-        out += [*_markdown_table(header, _table_rows(results, ds, model, columns)), ""]
+        out += [*markdown_table(header, _table_rows(results, ds, model, columns)), ""]
     note = _ranking_note(results, ds, model)
     out += [note, ""] if note else []
     for caption, link in plots.get((ds, model), ()):
@@ -731,7 +731,7 @@ def _full_tables(results: Results) -> list[str]:
                 what = "prompts" if part not in TEST_PARTS else "set"
                 out += ["", f"### {ds} · {MODEL_NAMES.get(model, model)} · {part} {what}", ""]
                 header = ["Method", *(c.title(with_part=False) for c in columns)]
-                out += _markdown_table(header, _table_rows(results, ds, model, columns))
+                out += markdown_table(header, _table_rows(results, ds, model, columns))
     return out
 
 
@@ -838,7 +838,7 @@ def _agreement_section(results: Results) -> list[str]:
         if any(n for *_, n in (rho.get((ds, model, p, o), (0, 0)) for p, o in columns)):
             label = "All tables" if ds == "all" else f"{ds} · {MODEL_NAMES.get(model, model)}"
             rows.append([label, *cells])
-    out += ["", *_markdown_table(header, rows), ""]
+    out += ["", *markdown_table(header, rows), ""]
     return out + (notes or ["The instruments agree on every table (no disagreement found)."])
 
 

@@ -27,9 +27,10 @@ import numpy as np
 import yaml
 from scipy import stats
 
+from hmu.eval.report_sections import markdown_table
 from hmu.eval.stats import summarize, t_halfwidth
-from hmu.io import write_json, write_text
-from hmu.methods import METHOD_ORDER, MODEL_ORDER, method_label
+from hmu.io import read_json, write_json, write_text
+from hmu.methods import METHOD_ORDER, MODEL_ORDER, method_label, order_key
 
 SEEDS_JSON = Path("metrics/seeds.json")
 SEEDS_MD = Path("metrics/seeds.md")
@@ -99,8 +100,9 @@ def experiment_runs(root: str | Path = ".", names: Sequence[str] = ()) -> list[R
         raise ValueError(f"no DVC experiment named {sorted(unknown)} (see `dvc exp list`)")
     for ref in refs:
         parts = ref.split("/")  # refs exps <sha[:2]> <sha[2:]> <name>
-        wanted = parts[-1] in names if names else parts[2] + parts[3] == head
-        if len(parts) != 5 or not wanted:
+        if len(parts) != 5:
+            continue
+        if not (parts[4] in names if names else parts[2] + parts[3] == head):
             continue
         params = _git(root, "show", f"{ref}:params.yaml")
         if _without_seed(params) != workspace:
@@ -216,19 +218,26 @@ def pool_runs(runs: Sequence[Run]) -> dict[str, Any]:
     }
 
 
+def _half(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _seed_means(cell: dict, digits: int) -> str:
+    return " / ".join(f"{m:.{digits}f}" for m in cell["seed_means"])
+
+
 def _cell_text(cell: dict | None) -> str:
     if cell is None:
         return "–"
-    seeds = " / ".join(f"{m:.3f}" for m in cell["seed_means"])
-    spread = "n/a" if cell["ci95_t_seeds"] is None else f"{cell['ci95_t_seeds']:.3f}"
-    one = "n/a" if cell["ci95_t_eval"] is None else f"{cell['ci95_t_eval']:.3f}"
-    return f"{cell['mean']:.3f} ± {spread} (eval ± {one}; seeds {seeds})"
+    return (
+        f"{cell['mean']:.3f} ± {_half(cell['ci95_t_seeds'])} "
+        f"(eval ± {_half(cell['ci95_t_eval'])}; seeds {_seed_means(cell, 3)})"
+    )
 
 
 def _order(key: str) -> tuple:
     ds, model, method = key.split("/")
-    rank = lambda name, known: known.index(name) if name in known else len(known)  # noqa: E731
-    return ds, rank(model, MODEL_ORDER), model, rank(method, METHOD_ORDER), method
+    return ds, order_key(model, MODEL_ORDER), order_key(method, METHOD_ORDER)
 
 
 def render_seeds(pooled: dict[str, Any]) -> str:
@@ -261,8 +270,7 @@ def render_seeds(pooled: dict[str, Any]) -> str:
         tables.setdefault((ds, model), []).append(row)
     header = ["method", *(title for _, _, title in HEADLINE)]
     for (ds, model), rows in tables.items():
-        out += ["", f"## {ds} · {model}", "", "| " + " | ".join(header) + " |"]
-        out += ["|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+        out += ["", f"## {ds} · {model}", "", *markdown_table(header, rows)]
     return "\n".join(out) + "\n"
 
 
@@ -287,7 +295,7 @@ def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
     )
     if not path.is_file():
         return out + [f"{one_seed} No {path.as_posix()}: run `hmu seeds`."]
-    pooled = json.loads(path.read_text(encoding="utf-8"))
+    pooled = read_json(path)
     current = results_digest(method_results(_folder_files(metrics_dir.parent, 0, "current")))
     if current not in {run["digest"] for run in pooled["runs"]}:
         return out + [f"{one_seed} {path.as_posix()} was collected from other results (stale): "
@@ -303,20 +311,18 @@ def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
         "noise (one-way ANOVA, 5%). Excess classifier rate on the explicit "
         "prompts, mean over seeds ± t-interval over seeds (each seed's mean):",
         "",
-        "| dataset · model | " + " | ".join(method_label(m) for m in METHOD_ORDER) + " |",
-        "|---|" + "---|" * len(METHOD_ORDER),
     ]
     rows: dict[str, dict[str, str]] = {}
     for key, cells in sorted(pooled["cells"].items(), key=lambda kv: _order(kv[0])):
         ds, model, method = key.split("/")
         cell = cells.get("excess.forget/toxic_rate")
         if cell is not None:
-            spread = cell["ci95_t_seeds"]
-            seeds = " / ".join(f"{m:.2f}" for m in cell["seed_means"])
-            text = f"{cell['mean']:.3f} ± {'n/a' if spread is None else f'{spread:.3f}'} ({seeds})"
+            text = f"{cell['mean']:.3f} ± {_half(cell['ci95_t_seeds'])} ({_seed_means(cell, 2)})"
             rows.setdefault(f"{ds} · {model}", {})[method] = text
-    for name, row in rows.items():
-        out.append(f"| {name} | " + " | ".join(row.get(m, "–") for m in METHOD_ORDER) + " |")
+    header = ["dataset · model", *(method_label(m) for m in METHOD_ORDER)]
+    out += markdown_table(
+        header, [[n, *(r.get(m, "–") for m in METHOD_ORDER)] for n, r in rows.items()]
+    )
     left_out = sorted({k.rsplit("/", 1)[0] for keys in pooled["not_replicated"].values()
                        for k in keys})  # fmt: skip
     return out + (
