@@ -1,9 +1,10 @@
 """fp32 against bf16: one training step of each trained model kind, and paper-size generation.
 
-Training: one step (forward and loss under autocast, backward, AdamW) of the masked transformer
-and the RVQ-VAE at the small profile's sizes (params.yaml) and at paper sizes. Generation: the
-paper's batch (32 motions; MoMask 10 steps, CFG 4, residual CFG 5, decode; BAMM with both
-second passes), HMU only. Prints the best of the repeats per setting and the bf16 speed-up.
+Training: one step (forward and loss under autocast, backward, AdamW) of the masked
+transformer, the residual transformer and the RVQ-VAE at the small profile's sizes (read from
+params.yaml) and at paper sizes. Generation: the paper's batch (32 motions; MoMask 10 steps,
+CFG 4, residual CFG 5, decode; BAMM with both second passes), HMU only. Prints the best of the
+repeats per setting and the bf16 speed-up.
 Run: python bench/bench_precision.py [--repeats 3] [--threads 2] [--only train|generate]
 [--clock wall|cpu]
 """
@@ -19,12 +20,20 @@ from paper_models import TOKENS, count_flops, matmul_peak, paper_inputs, paper_m
 from hmu.models.momask import MaskTransformer, ResidualTransformer
 from hmu.models.rvq import PAPER_CONFIG, RVQVAE, rvq_loss
 from hmu.models.transformer_common import Sampling
+from hmu.params import load_params, section
 from hmu.precision import autocast
 
-SMALL_TRANS = dict(num_tokens=256, code_dim=64, latent_dim=96, ff_size=192, num_layers=2,
-                   num_heads=4, dropout=0.0)  # fmt: skip
-SMALL_VQ = dict(PAPER_CONFIG, nb_code=256, code_dim=64, output_emb_width=64, width=64)
 WINDOW = 64  # frames per VQ training sample
+
+
+def small_sizes() -> tuple[dict, dict, dict]:
+    """(masked transformer, residual transformer, RVQ-VAE) sizes of the small profile, read
+    from params.yaml, so the figures follow what the pipeline trains."""
+    params = load_params()
+    vq = dict(PAPER_CONFIG, **section(params, "vq.small.model"))
+    trans = dict(section(params, "trans.small.model"), num_tokens=vq["nb_code"])
+    res = dict(section(params, "res.small.model"), num_tokens=vq["nb_code"])
+    return trans, res, vq
 
 
 def transformer_step(size: dict, batch: int):
@@ -107,11 +116,13 @@ def main() -> None:
           f"GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; best of {args.repeats}")  # fmt: skip
     if args.only != "generate":
         print("-- one training step")
+        small_trans, small_res, small_vq = small_sizes()
         steps = {
-            "masked transformer, small, batch 64": transformer_step(SMALL_TRANS, 64),
+            "masked transformer, small, batch 64": transformer_step(small_trans, 64),
             "masked transformer, paper, batch 64": transformer_step({}, 64),
-            "residual transformer, paper, batch 64": residual_step(64),
-            "RVQ-VAE, small, batch 64 x 64 frames": vq_step(SMALL_VQ, 64),
+            "residual transformer, small, batch 64": residual_step(small_res, 64),
+            "residual transformer, paper, batch 64": residual_step({}, 64),
+            "RVQ-VAE, small, batch 64 x 64 frames": vq_step(small_vq, 64),
             "RVQ-VAE, paper, batch 32 x 64 frames": vq_step(PAPER_CONFIG, 32),
         }
         for name, step in steps.items():
@@ -129,9 +140,9 @@ def main() -> None:
                   f"{flops / best['fp32'] / 1e9 / peaks['fp32']:.0%} of the fp32 peak")  # fmt: skip
 
 
-def residual_step(batch: int):
-    """A closure running one training step of a paper-size ResidualTransformer."""
-    model = ResidualTransformer().train()
+def residual_step(size: dict, batch: int):
+    """A closure running one training step of a ResidualTransformer of `size` on random codes."""
+    model = ResidualTransformer(**size).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, model.num_tokens, (batch, TOKENS, model.num_quantizers), generator=g)

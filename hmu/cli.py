@@ -8,6 +8,7 @@
 
     hmu check-params [--params params.yaml]
     hmu seeds [--exp NAME] [--folder PATH] [--no-experiments]   (training-seed replicas)
+    hmu precision [--exp NAME] [--folder PATH] [--no-experiments]   (precision replicas)
 
     hmu import-official --dataset D --model momask --vq net_best_fid.tar --trans latest.tar \\
         --res latest.tar [--length-estimator finest.tar] --mean meta/mean.npy --std meta/std.npy \\
@@ -196,6 +197,22 @@ def seeds_command(args: argparse.Namespace) -> list[Path]:
     return write_seeds(runs)
 
 
+def precision_command(args: argparse.Namespace) -> list[Path]:
+    """Run `hmu precision`: compare the workspace with its precision replicas
+    (hmu.eval.precision_runs)."""
+    from hmu.eval.precision_runs import run_precision, write_precision
+    from hmu.eval.seeds import experiment_runs, folder_run
+
+    reference = folder_run(".", "workspace")
+    replicas = [folder_run(path) for path in args.folder]
+    if not args.no_experiments:
+        replicas += experiment_runs(".", args.exp, vary="precision")
+    replicas = [run for run in replicas if run_precision(run) != run_precision(reference)]
+    for run in [reference, *replicas]:
+        print(f"{run.name}: {run_precision(run)}", file=sys.stderr)
+    return write_precision(reference, replicas)
+
+
 def viz_command(args: argparse.Namespace) -> list[str]:
     """Run `hmu viz` (hmu.viz.anim's command line)."""
     from hmu.viz.anim import run
@@ -298,6 +315,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-experiments", action="store_true", help="do not look for DVC experiments"
     )
     seeds.set_defaults(func=seeds_command)
+
+    precision = commands.add_parser(
+        "precision",
+        help="compare the workspace with its precision replicas (metrics/precision.json)",
+        description="Compare the workspace with every DVC experiment of HEAD that differs from "
+        "it in the precision block alone (`dvc exp run -S precision.train=bf16`, `-S "
+        "precision.generate=fp32`) cell by cell and write metrics/precision.json and "
+        "metrics/precision.md (then `dvc repro report`); without one, record that only one "
+        "precision was measured.",
+    )
+    precision.add_argument(
+        "--folder", action="append", default=[], help="also a replica in another project folder"
+    )
+    precision.add_argument(
+        "--exp",
+        action="append",
+        default=[],
+        help="the DVC experiment by name, of any baseline commit (default: those of HEAD)",
+    )
+    precision.add_argument(
+        "--no-experiments", action="store_true", help="do not look for DVC experiments"
+    )
+    precision.set_defaults(func=precision_command)
 
     viz = commands.add_parser(
         "viz",

@@ -4,7 +4,8 @@ Loads the unlearned model through the same path as `hmu generate` and the judge 
 train_evaluator@<ds>; writes metrics/<ds>/<model>/<method>.json: forget and retain metrics
 (per-repetition values, mean, upstream and t intervals), the detector rates on the implicit
 prompt sets of stage prompts@<ds> (`protocol.prompt_repetitions` passes), the excess rates over
-D_r (the retrain JSON of the same dataset and model, evaluated first), and meta (sizes); and
+D_r (the retrain JSON of the same dataset and model, evaluated first), and meta (sizes, and
+the precision of this run's training and generation: params `precision`); and
 the per-sample arrays of every part to eval/<ds>/<model>/<method>.npz for the report's paired tests.
 Without a D_r reference (source.<ds>.retain.kind none) retrain writes only {"absent": reason}
 (and an .npz holding the reason), and every other method's "excess" is null, the reason in
@@ -57,6 +58,7 @@ def main(target: str) -> None:
         "prompt_repetitions": protocol["prompt_repetitions"],
         "mm_replications": protocol["mm_replications"],
         "test_sizes": {s: len(data.select("test", s)) for s in ("forget", "retain")},
+        "precision": {k: section(params, f"precision.{k}") for k in ("train", "generate")},
     }
     reference = Path("metrics") / dataset / model / f"{REFERENCE_METHOD}.json"
     no_reference = absent_reason(reference) if method != REFERENCE_METHOD else None

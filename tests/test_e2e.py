@@ -327,6 +327,7 @@ def check_method_json(model: str, method: str) -> None:
     assert result["meta"] | {"test_sizes": None} == {
         "dataset": "tiny", "model": model, "method": method, "repetitions": REPS,
         "prompt_repetitions": PROMPT_REPS, "mm_replications": 2, "test_sizes": None,
+        "precision": {"train": "fp32", "generate": "fp32"},
     }, who  # fmt: skip
     assert result["meta"]["test_sizes"] == {"forget": 40, "retain": 40}, who
     for part in PARTS:

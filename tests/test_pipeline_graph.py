@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hmu.eval.report import HAND_WRITTEN
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,7 +48,7 @@ def _outputs(cwd: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("pipeline")
-    for item in ("dvc.yaml", "params.yaml", "metrics/seeds.json"):  # seeds.json: `hmu seeds`
+    for item in ("dvc.yaml", "params.yaml", *HAND_WRITTEN):
         (cwd / item).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / item, cwd / item)
     for folder in ("hmu", "stages"):
@@ -181,8 +183,6 @@ def test_lists_are_said_once():
     }
     assert sorted(stages["features"]["foreach"]) == sorted(params["datasets"])
     report_deps = [
-        d
-        for d in stages["report"]["deps"]
-        if d.startswith("metrics/") and d != "metrics/seeds.json"
+        d for d in stages["report"]["deps"] if d.startswith("metrics/") and d not in HAND_WRITTEN
     ]
     assert sorted(report_deps) == sorted(f"metrics/{ds}" for ds in params["datasets"])

@@ -41,6 +41,7 @@ import yaml
 from upstream_files import released_evaluator, tiny_clip_state, upstream_files
 
 from hmu.data.synth import SynthConfig, generate_dataset
+from hmu.eval.report import HAND_WRITTEN
 
 ROOT = Path(__file__).resolve().parents[1]
 DS = "humanml3d"
@@ -129,7 +130,7 @@ def make_project(tmp: Path, retain: dict | None = None, models: list[str] | None
     user, project = tmp / "user", tmp / "project"
     tiny_humanml3d(user / "HumanML3D")
     project.mkdir()
-    for item in ("dvc.yaml", "params.yaml", "metrics/seeds.json"):  # seeds.json: `hmu seeds`
+    for item in ("dvc.yaml", "params.yaml", *HAND_WRITTEN):
         (project / item).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / item, project / item)
     for folder in ("hmu", "stages"):

@@ -66,9 +66,15 @@ def _seed_of(params_text: str) -> int:
     return int((yaml.safe_load(params_text) or {}).get("train", {}).get("seed", 0))
 
 
-def _without_seed(params_text: str) -> dict:
+def _without(params_text: str, key: str) -> dict:
+    """The params of `params_text` without the dotted `key` (e.g. train.seed)."""
     params = yaml.safe_load(params_text) or {}
-    params.get("train", {}).pop("seed", None)
+    *parents, leaf = key.split(".")
+    block = params
+    for name in parents:
+        block = block.get(name) if isinstance(block, dict) else None
+    if isinstance(block, dict):
+        block.pop(leaf, None)
     return params
 
 
@@ -86,13 +92,17 @@ def folder_run(root: str | Path, name: str | None = None) -> Run:
     return _folder_files(root, seed, name or root.as_posix())
 
 
-def experiment_runs(root: str | Path = ".", names: Sequence[str] = ()) -> list[Run]:
+def experiment_runs(
+    root: str | Path = ".", names: Sequence[str] = (), vary: str = "train.seed"
+) -> list[Run]:
     """The DVC experiments (refs/exps/<baseline>/<name>) whose params.yaml equals the
-    workspace's but for train.seed, in seed order: those of HEAD, or the ones `names` lists
-    (any baseline: the code may have moved on since, which the caller vouches for)."""
+    workspace's but for the dotted param `vary` (train.seed: training-seed replicas;
+    precision: the block, hmu.eval.precision_runs), in seed order: those of HEAD, or the ones
+    `names` lists (any baseline: the code may have moved on since, which the caller vouches
+    for)."""
     root = Path(root)
     head = _git(root, "rev-parse", "HEAD").strip()
-    workspace = _without_seed((root / "params.yaml").read_text(encoding="utf-8"))
+    workspace = _without((root / "params.yaml").read_text(encoding="utf-8"), vary)
     runs = []
     refs = _git(root, "for-each-ref", "--format=%(refname)", "refs/exps").split()
     unknown = set(names) - {ref.split("/")[-1] for ref in refs}
@@ -105,7 +115,7 @@ def experiment_runs(root: str | Path = ".", names: Sequence[str] = ()) -> list[R
         if not (parts[4] in names if names else parts[2] + parts[3] == head):
             continue
         params = _git(root, "show", f"{ref}:params.yaml")
-        if _without_seed(params) != workspace:
+        if _without(params, vary) != workspace:
             continue
         listed = _git(root, "ls-tree", "-r", "--name-only", ref, "--", "metrics").split()
 
@@ -135,7 +145,12 @@ def results_digest(results: dict[tuple[str, str, str], dict]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _entries(data: dict) -> dict[str, dict]:
+def current_digest(metrics_dir: Path) -> str:
+    """results_digest of the method JSONs under metrics_dir: what a collected file must match."""
+    return results_digest(method_results(_folder_files(metrics_dir.parent, 0, "current")))
+
+
+def metric_entries(data: dict) -> dict[str, dict]:
     """{"<part>/<metric>": entry} of every metric with per-repetition values (excess parts as
     "excess.<part>")."""
     out = {}
@@ -200,7 +215,7 @@ def pool_runs(runs: Sequence[Run]) -> dict[str, Any]:
     common = sorted(set.intersection(*(set(r) for r in results)))
     cells = {}
     for key in common:
-        per_run = [_entries(r[key]) for r in results]
+        per_run = [metric_entries(r[key]) for r in results]
         names = sorted(set.intersection(*(set(e) for e in per_run)))
         cells["/".join(key)] = {n: pool_cell([e[n] for e in per_run]) for n in names}
     p_values = [c["p_seeds"] for cell in cells.values() for c in cell.values()]
@@ -235,7 +250,7 @@ def _cell_text(cell: dict | None) -> str:
     )
 
 
-def _order(key: str) -> tuple:
+def cell_order(key: str) -> tuple:
     ds, model, method = key.split("/")
     return ds, order_key(model, MODEL_ORDER), order_key(method, METHOD_ORDER)
 
@@ -262,7 +277,7 @@ def render_seeds(pooled: dict[str, Any]) -> str:
     for name, keys in pooled.get("not_replicated", {}).items():
         out += ["", f"Not rerun in {name} (left out): {', '.join(keys)}."]
     tables: dict[tuple[str, str], list[list[str]]] = {}
-    for key in sorted(pooled["cells"], key=_order) if s["seeds"] > 1 else []:
+    for key in sorted(pooled["cells"], key=cell_order) if s["seeds"] > 1 else []:
         ds, model, method = key.split("/")
         cells = pooled["cells"][key]
         row = [method_label(method)]
@@ -282,6 +297,21 @@ def write_seeds(runs: Sequence[Run], out_json=SEEDS_JSON, out_md=SEEDS_MD) -> li
     return [Path(out_json), Path(out_md)]
 
 
+def excess_table(cells: dict[str, dict], text: Callable[[dict], str]) -> list[str]:
+    """A markdown table, a row per dataset · model and a column per method, of text(cell) for
+    the explicit excess classifier rate cell of every "<ds>/<model>/<method>" key."""
+    rows: dict[str, dict[str, str]] = {}
+    for key, metric_cells in sorted(cells.items(), key=lambda kv: cell_order(kv[0])):
+        ds, model, method = key.split("/")
+        cell = metric_cells.get("excess.forget/toxic_rate")
+        if cell is not None:
+            rows.setdefault(f"{ds} · {model}", {})[method] = text(cell)
+    header = ["dataset · model", *(method_label(m) for m in METHOD_ORDER)]
+    return markdown_table(
+        header, [[n, *(r.get(m, "–") for m in METHOD_ORDER)] for n, r in rows.items()]
+    )
+
+
 def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
     """The report's section on training seeds: which variance the tables' intervals cover, and
     the pooled excess rates when seeds.json (written by `hmu seeds`) holds several seeds of
@@ -296,7 +326,7 @@ def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
     if not path.is_file():
         return out + [f"{one_seed} No {path.as_posix()}: run `hmu seeds`."]
     pooled = read_json(path)
-    current = results_digest(method_results(_folder_files(metrics_dir.parent, 0, "current")))
+    current = current_digest(metrics_dir)
     if current not in {run["digest"] for run in pooled["runs"]}:
         return out + [f"{one_seed} {path.as_posix()} was collected from other results (stale): "
                       "rerun `hmu seeds`."]  # fmt: skip
@@ -312,16 +342,9 @@ def seeds_section(metrics_dir: str | Path = "metrics") -> list[str]:
         "prompts, mean over seeds ± t-interval over seeds (each seed's mean):",
         "",
     ]
-    rows: dict[str, dict[str, str]] = {}
-    for key, cells in sorted(pooled["cells"].items(), key=lambda kv: _order(kv[0])):
-        ds, model, method = key.split("/")
-        cell = cells.get("excess.forget/toxic_rate")
-        if cell is not None:
-            text = f"{cell['mean']:.3f} ± {_half(cell['ci95_t_seeds'])} ({_seed_means(cell, 2)})"
-            rows.setdefault(f"{ds} · {model}", {})[method] = text
-    header = ["dataset · model", *(method_label(m) for m in METHOD_ORDER)]
-    out += markdown_table(
-        header, [[n, *(r.get(m, "–") for m in METHOD_ORDER)] for n, r in rows.items()]
+    out += excess_table(
+        pooled["cells"],
+        lambda cell: f"{cell['mean']:.3f} ± {_half(cell['ci95_t_seeds'])} ({_seed_means(cell, 2)})",
     )
     left_out = sorted({k.rsplit("/", 1)[0] for keys in pooled["not_replicated"].values()
                        for k in keys})  # fmt: skip
