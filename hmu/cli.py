@@ -220,6 +220,23 @@ def viz_command(args: argparse.Namespace) -> list[str]:
     return [run(args)]
 
 
+def add_replica_options(parser: argparse.ArgumentParser) -> None:
+    """--folder, --exp and --no-experiments: where `hmu seeds` and `hmu precision` find the
+    replicas they compare with the workspace."""
+    parser.add_argument(
+        "--folder", action="append", default=[], help="also a replica in another project folder"
+    )
+    parser.add_argument(
+        "--exp",
+        action="append",
+        default=[],
+        help="a DVC experiment by name, of any baseline commit (default: every one of HEAD)",
+    )
+    parser.add_argument(
+        "--no-experiments", action="store_true", help="do not look for DVC experiments"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `hmu` (one subcommand per task)."""
     from hmu.viz.anim import add_arguments as add_viz_arguments
@@ -302,18 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "it in train.seed alone (`dvc exp run -S train.seed=1`), pool their metrics and write "
         "metrics/seeds.json and metrics/seeds.md (then `dvc repro report`).",
     )
-    seeds.add_argument(
-        "--folder", action="append", default=[], help="also a replica in another project folder"
-    )
-    seeds.add_argument(
-        "--exp",
-        action="append",
-        default=[],
-        help="a DVC experiment by name, of any baseline commit (default: every one of HEAD)",
-    )
-    seeds.add_argument(
-        "--no-experiments", action="store_true", help="do not look for DVC experiments"
-    )
+    add_replica_options(seeds)
     seeds.set_defaults(func=seeds_command)
 
     precision = commands.add_parser(
@@ -325,18 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         "metrics/precision.md (then `dvc repro report`); without one, record that only one "
         "precision was measured.",
     )
-    precision.add_argument(
-        "--folder", action="append", default=[], help="also a replica in another project folder"
-    )
-    precision.add_argument(
-        "--exp",
-        action="append",
-        default=[],
-        help="the DVC experiment by name, of any baseline commit (default: those of HEAD)",
-    )
-    precision.add_argument(
-        "--no-experiments", action="store_true", help="do not look for DVC experiments"
-    )
+    add_replica_options(precision)
     precision.set_defaults(func=precision_command)
 
     viz = commands.add_parser(
