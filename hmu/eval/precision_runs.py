@@ -183,7 +183,7 @@ def precision_section(metrics_dir: str | Path = "metrics") -> list[str]:
     produced = f"These results come from {ref['precision']} (params `precision`)."
     if not compared["replicas"]:
         return out + [f"{produced} No other precision is measured: {HOW}."]
-    out += [f"{produced} Replicas under another precision ([precision.md](precision.md)); "
+    out += [f"{produced} Replicas under another precision: [precision.md](precision.md). "
             f"{seed_yardstick(metrics_dir)}"]  # fmt: skip
     for replica in compared["replicas"]:
         out += [
