@@ -19,21 +19,19 @@ from typing import Any
 import numpy as np
 import yaml
 
-from hmu.eval.report_sections import markdown_table
 from hmu.eval.seeds import (
     HEADLINE,
     SEEDS_JSON,
     Run,
-    cell_order,
     current_digest,
     excess_table,
+    headline_tables,
     method_results,
     metric_entries,
     results_digest,
     seed_p_value,
 )
 from hmu.io import read_json, write_json, write_text
-from hmu.methods import method_label
 
 PRECISION_JSON = Path("metrics/precision.json")
 PRECISION_MD = Path("metrics/precision.md")
@@ -138,21 +136,13 @@ def render_precision(compared: dict[str, Any], yardstick: str) -> str:
         "reference's evaluation-only 95% t-interval, and p of a one-way ANOVA of the "
         f"repetitions grouped by run (5% level). {yardstick}"
     ]
-    header = ["method", *(f"Δ {title}" for _, _, title in HEADLINE)]
+    titles = [f"Δ {title}" for _, _, title in HEADLINE]
     for replica in compared["replicas"]:
         out += ["", f"## {replica['name']}: {replica['precision']}", "",
                 f"{_differ_sentence(replica)}."]  # fmt: skip
         if replica["not_replicated"]:
             out += ["", f"Not rerun (left out): {', '.join(replica['not_replicated'])}."]
-        tables: dict[tuple[str, str], list[list[str]]] = {}
-        for key in sorted(replica["cells"], key=cell_order):
-            ds, model, method = key.split("/")
-            cells = replica["cells"][key]
-            row = [method_label(method)]
-            row += [_delta_text(cells.get(f"{part}/{metric}")) for part, metric, _ in HEADLINE]
-            tables.setdefault((ds, model), []).append(row)
-        for (ds, model), rows in tables.items():
-            out += ["", f"### {ds} · {model}", "", *markdown_table(header, rows)]
+        out += headline_tables(replica["cells"], _delta_text, titles, level="###")
     return "\n".join(out) + "\n"
 
 

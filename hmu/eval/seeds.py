@@ -255,6 +255,23 @@ def cell_order(key: str) -> tuple:
     return ds, order_key(model, MODEL_ORDER), order_key(method, METHOD_ORDER)
 
 
+def headline_tables(
+    cells: dict[str, dict], text: Callable[[dict | None], str], titles: list[str], level: str = "##"
+) -> list[str]:
+    """Markdown: per dataset · model a heading and a table, a row per method and a column per
+    HEADLINE metric holding text(cell) (cell None where the metric is missing)."""
+    tables: dict[tuple[str, str], list[list[str]]] = {}
+    for key in sorted(cells, key=cell_order):
+        ds, model, method = key.split("/")
+        row = [method_label(method)]
+        row += [text(cells[key].get(f"{part}/{metric}")) for part, metric, _ in HEADLINE]
+        tables.setdefault((ds, model), []).append(row)
+    out = []
+    for (ds, model), rows in tables.items():
+        out += ["", f"{level} {ds} · {model}", "", *markdown_table(["method", *titles], rows)]
+    return out
+
+
 def render_seeds(pooled: dict[str, Any]) -> str:
     """metrics/seeds.md: per dataset and model, the headline cells over the training seeds."""
     runs = ", ".join(f"{r['name']} (train.seed={r['seed']})" for r in pooled["runs"])
@@ -276,16 +293,8 @@ def render_seeds(pooled: dict[str, Any]) -> str:
     ]
     for name, keys in pooled.get("not_replicated", {}).items():
         out += ["", f"Not rerun in {name} (left out): {', '.join(keys)}."]
-    tables: dict[tuple[str, str], list[list[str]]] = {}
-    for key in sorted(pooled["cells"], key=cell_order) if s["seeds"] > 1 else []:
-        ds, model, method = key.split("/")
-        cells = pooled["cells"][key]
-        row = [method_label(method)]
-        row += [_cell_text(cells.get(f"{part}/{metric}")) for part, metric, _ in HEADLINE]
-        tables.setdefault((ds, model), []).append(row)
-    header = ["method", *(title for _, _, title in HEADLINE)]
-    for (ds, model), rows in tables.items():
-        out += ["", f"## {ds} · {model}", "", *markdown_table(header, rows)]
+    if s["seeds"] > 1:
+        out += headline_tables(pooled["cells"], _cell_text, [title for _, _, title in HEADLINE])
     return "\n".join(out) + "\n"
 
 
