@@ -8,7 +8,8 @@
 
     hmu check-params [--params params.yaml]
     hmu seeds [--exp NAME] [--folder PATH] [--no-experiments]   (training-seed replicas)
-    hmu precision [--exp NAME] [--folder PATH] [--no-experiments]   (precision replicas)
+    hmu variants precision|bamm [--exp NAME] [--folder PATH] [--no-experiments]
+                                    (replicas under another precision / BAMM second pass)
 
     hmu import-official --dataset D --model momask --vq net_best_fid.tar --trans latest.tar \\
         --res latest.tar [--length-estimator finest.tar] --mean meta/mean.npy --std meta/std.npy \\
@@ -197,20 +198,22 @@ def seeds_command(args: argparse.Namespace) -> list[Path]:
     return write_seeds(runs)
 
 
-def precision_command(args: argparse.Namespace) -> list[Path]:
-    """Run `hmu precision`: compare the workspace with its precision replicas
-    (hmu.eval.precision_runs)."""
-    from hmu.eval.precision_runs import run_precision, write_precision
+def variants_command(args: argparse.Namespace) -> list[Path]:
+    """Run `hmu variants <block>`: compare the workspace with its replicas under another
+    setting of the block (hmu.eval.variants)."""
     from hmu.eval.seeds import experiment_runs, folder_run
+    from hmu.eval.variants import VARIANTS, run_setting, write_variants
 
+    variant = VARIANTS[args.block]
     reference = folder_run(".", "workspace")
     replicas = [folder_run(path) for path in args.folder]
     if not args.no_experiments:
-        replicas += experiment_runs(".", args.exp, vary="precision")
-    replicas = [run for run in replicas if run_precision(run) != run_precision(reference)]
+        replicas += experiment_runs(".", args.exp, vary=variant.block)
+    setting = run_setting(reference, variant)
+    replicas = [run for run in replicas if run_setting(run, variant) != setting]
     for run in [reference, *replicas]:
-        print(f"{run.name}: {run_precision(run)}", file=sys.stderr)
-    return write_precision(reference, replicas)
+        print(f"{run.name}: {run_setting(run, variant)}", file=sys.stderr)
+    return write_variants(reference, replicas, variant)
 
 
 def viz_command(args: argparse.Namespace) -> list[str]:
@@ -221,7 +224,7 @@ def viz_command(args: argparse.Namespace) -> list[str]:
 
 
 def add_replica_options(parser: argparse.ArgumentParser) -> None:
-    """--folder, --exp and --no-experiments: where `hmu seeds` and `hmu precision` find the
+    """--folder, --exp and --no-experiments: where `hmu seeds` and `hmu variants` find the
     replicas they compare with the workspace."""
     parser.add_argument(
         "--folder", action="append", default=[], help="also a replica in another project folder"
@@ -322,17 +325,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_replica_options(seeds)
     seeds.set_defaults(func=seeds_command)
 
-    precision = commands.add_parser(
-        "precision",
-        help="compare the workspace with its precision replicas (metrics/precision.json)",
+    variants = commands.add_parser(
+        "variants",
+        help="compare the workspace with its replicas under another precision or BAMM second "
+        "pass (metrics/precision.json, metrics/refine.json)",
         description="Compare the workspace with every DVC experiment of HEAD that differs from "
-        "it in the precision block alone (`dvc exp run -S precision.train=bf16`, `-S "
-        "precision.generate=fp32`) cell by cell and write metrics/precision.json and "
-        "metrics/precision.md (then `dvc repro report`); without one, record that only one "
-        "precision was measured.",
+        "it in one params block alone, cell by cell: `precision` (`dvc exp run -S "
+        "precision.train=bf16`, `-S precision.generate=fp32`; metrics/precision.json and .md) "
+        "or `bamm` (`-S bamm.refine=upstream`; metrics/refine.json and .md). Then `dvc repro "
+        "report`. Without a replica, record that only one setting was measured.",
     )
-    add_replica_options(precision)
-    precision.set_defaults(func=precision_command)
+    variants.add_argument("block", choices=("precision", "bamm"), help="the params block")
+    add_replica_options(variants)
+    variants.set_defaults(func=variants_command)
 
     viz = commands.add_parser(
         "viz",

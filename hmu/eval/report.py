@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from hmu.eval import stats
-from hmu.eval.precision_runs import precision_section
 from hmu.eval.report_sections import (
     instruments_section,
     lcr_section,
@@ -45,13 +44,14 @@ from hmu.eval.report_sections import (
 )
 from hmu.eval.seeds import seeds_section
 from hmu.eval.summary import summary_lines
+from hmu.eval.variants import variants_sections
 from hmu.io import write_json, write_text
 from hmu.viz.plots import scatter_plot
 
 METHOD_ORDER = ("retrain", "base", "finetune", "finetune_all", "uce", "rece", "lcr")
-# The report's inputs that commands write, not stages (`hmu seeds`, `hmu precision`): committed
+# The report's inputs that commands write, not stages (`hmu seeds`, `hmu variants`): committed
 # with the results they were collected from, and listed as deps of the report stage.
-HAND_WRITTEN = ("metrics/seeds.json", "metrics/precision.json")
+HAND_WRITTEN = ("metrics/seeds.json", "metrics/precision.json", "metrics/refine.json")
 RANKED_METHODS = ("base", "finetune", "finetune_all", "uce", "rece", "lcr")
 REFERENCE = "retrain"  # D_r
 MODEL_NAMES = {"momask": "MoMask", "bamm": "BAMM"}
@@ -926,7 +926,7 @@ def render_report(
     out += vq_section(results.metrics_dir, results.datasets)
     out += lcr_section(results.metrics_dir, results.datasets, results.models)
     out += seeds_section(results.metrics_dir)
-    out += precision_section(results.metrics_dir)
+    out += variants_sections(results.metrics_dir)
     if appendix is None:
         return "\n".join([*out, "", *_full_tables(results)]) + "\n"
     out += ["", "## Full tables", "", f"Every metric of every part: [{appendix}]({appendix})."]

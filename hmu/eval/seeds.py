@@ -97,7 +97,7 @@ def experiment_runs(
 ) -> list[Run]:
     """The DVC experiments (refs/exps/<baseline>/<name>) whose params.yaml equals the
     workspace's but for the dotted param `vary` (train.seed: training-seed replicas;
-    precision: the block, hmu.eval.precision_runs), in seed order: those of HEAD, or the ones
+    precision or bamm: the block, hmu.eval.variants), in seed order: those of HEAD, or the ones
     `names` lists (any baseline: the code may have moved on since, which the caller vouches
     for)."""
     root = Path(root)

@@ -1,5 +1,5 @@
-"""Precision replicas: the cell-by-cell comparison, the report's section and the `hmu precision`
-command (hmu.eval.precision_runs)."""
+"""Variant replicas: the cell-by-cell comparison, the report's sections and the `hmu variants`
+command (hmu.eval.variants)."""
 
 import json
 
@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from hmu.cli import main
-from hmu.eval.precision_runs import compare_runs, precision_section, write_precision
 from hmu.eval.seeds import Run, folder_run
 from hmu.eval.stats import t_halfwidth
+from hmu.eval.variants import VARIANTS, compare_runs, variant_section, write_variants
 
 
 def _method_json(rate_values, fid_values):
@@ -22,12 +22,19 @@ def _method_json(rate_values, fid_values):
     }
 
 
-def _project(root, precision, rate, seed=0):
-    (root / "metrics/d/momask").mkdir(parents=True, exist_ok=True)
-    params = {"precision": {"train": precision, "generate": "bf16"}, "train": {"seed": seed}}
+PRECISION, BAMM = VARIANTS["precision"], VARIANTS["bamm"]
+
+
+def _project(root, precision, rate, seed=0, refine="cached"):
+    (root / "metrics/d/bamm").mkdir(parents=True, exist_ok=True)
+    params = {
+        "precision": {"train": precision, "generate": "bf16"},
+        "bamm": {"refine": refine},
+        "train": {"seed": seed},
+    }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     data = _method_json([rate, rate + 0.02, rate + 0.04], [5.0, 6.0, 7.0])
-    (root / "metrics/d/momask/lcr.json").write_text(json.dumps(data))
+    (root / "metrics/d/bamm/lcr.json").write_text(json.dumps(data))
     return root
 
 
@@ -43,10 +50,11 @@ def test_compare_runs_gives_deltas_and_tests_them_against_evaluation_noise():
     compared = compare_runs(
         _memory_run("ws", "fp32", {"metrics/d/momask/lcr.json": json.dumps(ref)}),
         [_memory_run("bf16", "bf16", {"metrics/d/momask/lcr.json": json.dumps(rep)})],
+        PRECISION,
     )
-    assert compared["reference"]["precision"] == "train fp32, generate bf16"
+    assert compared["reference"]["setting"] == "train fp32, generate bf16"
     replica = compared["replicas"][0]
-    assert replica["precision"] == "train bf16, generate bf16"
+    assert replica["setting"] == "train bf16, generate bf16"
     cell = replica["cells"]["d/momask/lcr"]["forget/toxic_rate"]
     assert cell["delta"] == pytest.approx(0.30)
     assert cell["ci95_t_eval"] == pytest.approx(t_halfwidth([0.20, 0.22, 0.24]))
@@ -57,33 +65,41 @@ def test_compare_runs_gives_deltas_and_tests_them_against_evaluation_noise():
     same = compare_runs(
         _memory_run("ws", "fp32", {"metrics/d/momask/lcr.json": json.dumps(ref)}),
         [_memory_run("glob", "bf16", {"metrics/d/momask/lcr.json": json.dumps(ref)})],
+        PRECISION,
     )["replicas"][0]
     assert same["cells"] == {} and same["not_replicated"] == ["d/momask/lcr"]
 
 
-def test_report_section_names_the_precision_and_the_replicas(tmp_path):
+def test_report_section_names_the_setting_and_the_replicas(tmp_path):
     ws = _project(tmp_path, "fp32", 0.2)
-    assert "No " in "\n".join(precision_section(ws / "metrics"))
+    assert "No " in "\n".join(variant_section(PRECISION, ws / "metrics"))
     files = (ws / "metrics/precision.json", ws / "metrics/precision.md")
-    write_precision(folder_run(ws, "ws"), [], *files)
-    text = "\n".join(precision_section(ws / "metrics"))
-    assert "come from train fp32, generate bf16" in text and "No other precision" in text
+    write_variants(folder_run(ws, "ws"), [], PRECISION, *files)
+    text = "\n".join(variant_section(PRECISION, ws / "metrics"))
+    assert "come from train fp32, generate bf16" in text and "No other setting" in text
     other = _project(tmp_path / "other", "bf16", 0.5)
-    write_precision(folder_run(ws, "ws"), [folder_run(other, "bf16-run")], *files)
-    text = "\n".join(precision_section(ws / "metrics"))
-    assert "bf16-run (train bf16, generate bf16) differs" in text and "| d · momask |" in text
+    write_variants(folder_run(ws, "ws"), [folder_run(other, "bf16-run")], PRECISION, *files)
+    text = "\n".join(variant_section(PRECISION, ws / "metrics"))
+    assert "bf16-run (train bf16, generate bf16) differs" in text and "| d · bamm |" in text
     assert "+0.300" in text  # excess delta 0.4 - 0.1
     assert "Δ explicit classifier rate" in files[1].read_text()
-    _project(ws, "fp32", 0.3)  # the results changed after `hmu precision`
-    assert "stale" in "\n".join(precision_section(ws / "metrics"))
+    _project(ws, "fp32", 0.3)  # the results changed after `hmu variants`
+    assert "stale" in "\n".join(variant_section(PRECISION, ws / "metrics"))
 
 
-def test_precision_command_collects_replicas_of_another_precision(tmp_path, monkeypatch):
+def test_variants_command_collects_replicas_of_another_setting(tmp_path, monkeypatch):
     ws = _project(tmp_path / "ws", "fp32", 0.2)
     bf16 = _project(tmp_path / "a", "bf16", 0.5)
     same_precision = _project(tmp_path / "c", "fp32", 0.6, seed=1)  # a seed replica
+    upstream = _project(tmp_path / "u", "fp32", 0.3, refine="upstream")
     monkeypatch.chdir(ws)
-    assert main(["precision", "--no-experiments", "--folder", str(bf16),
-                 "--folder", str(same_precision)]) == 0  # fmt: skip
+    folders = ["--folder", str(bf16), "--folder", str(same_precision), "--folder", str(upstream)]
+    assert main(["variants", "precision", "--no-experiments", *folders]) == 0
     written = json.loads((ws / "metrics/precision.json").read_text())
     assert [r["name"] for r in written["replicas"]] == [bf16.as_posix()]
+    assert main(["variants", "bamm", "--no-experiments", *folders]) == 0
+    written = json.loads((ws / "metrics/refine.json").read_text())
+    assert written["block"] == "bamm" and written["reference"]["setting"] == "refine cached"
+    assert [r["name"] for r in written["replicas"]] == [upstream.as_posix()]
+    text = "\n".join(variant_section(BAMM, ws / "metrics"))
+    assert text.startswith("\n## BAMM's second pass") and "(refine upstream) differs" in text
