@@ -54,6 +54,7 @@ from paper_models import (
     timed,
 )
 
+from hmu.allocator import keep_freed_memory
 from hmu.models import official
 from hmu.models.transformer_common import Sampling
 from hmu.precision import autocast
@@ -253,6 +254,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-bf16", action="store_true", help="skip HMU's bf16 timing")
     parser.add_argument(
+        "--glibc-default", action="store_true",
+        help="leave malloc's thresholds alone (HMU's CLI keeps freed memory: hmu.allocator)",
+    )  # fmt: skip
+    parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall",
         help="cpu: CPU time of the process, steadier on a shared machine (use --threads 1)",
     )  # fmt: skip
@@ -260,10 +265,12 @@ def main() -> None:
     if not (args.momask or args.bamm):
         parser.error("name at least one upstream checkout: --momask and/or --bamm")
     torch.set_num_threads(args.threads)
+    kept = not args.glibc_default and keep_freed_memory()  # as `hmu generate` does
     device = torch.device(args.device)
     args.clock = time.process_time if args.clock == "cpu" else time.perf_counter
     peak = max(matmul_peak(clock=args.clock) for _ in range(3))
-    print(f"device {device}, {args.threads} threads, {args.clock.__name__}; fp32 matmul peak "
+    print(f"device {device}, {args.threads} threads, {args.clock.__name__}, freed memory "
+          f"{'kept' if kept else 'returned (glibc default)'}; fp32 matmul peak "
           f"{peak / 1e9:.0f} GFLOP/s (best 2048^3 product)")  # fmt: skip
 
     weights = paper_models(args.seed)

@@ -105,7 +105,10 @@ def _render(joints: np.ndarray, lengths: np.ndarray, texts: list[str], out: Path
 
 def generate_command(args: argparse.Namespace) -> list[Path]:
     """Run `hmu generate`; returns the written files."""
+    from hmu.allocator import keep_freed_memory
     from hmu.generate import load_generator
+
+    keep_freed_memory()
 
     out = Path(args.out)
     if out.suffix not in (".npy", *PER_PROMPT_SUFFIXES):
