@@ -3,7 +3,7 @@
 glibc's malloc hands blocks above its mmap threshold (128 KiB, raised up to 32 MiB as it goes)
 back to the kernel when they are freed, and trims the heap top. A forward pass at paper size
 allocates and frees activations of 10-15 MB per layer, so every pass faults them in again page
-by page: one MoMask generation of 32 motions took 260k-480k minor faults on the project machine.
+by page: one MoMask generation of 32 motions took 100k-520k minor faults on the project machine.
 `keep_freed_memory` raises both thresholds once, so freed blocks are reused. Memory then stays at
 its peak until the process ends. Numerics do not change: the same kernels run on other pages.
 """
@@ -11,7 +11,6 @@ its peak until the process ends. Numerics do not change: the same kernels run on
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc malloc.h)
@@ -26,12 +25,8 @@ def keep_freed_memory() -> bool:
     Process-wide and idempotent: call it from entry points that run many large forwards
     (generation, training), not from library code other programs import.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS)
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the process's C library
+    if mallopt is None:  # not glibc (macOS); musl's mallopt accepts nothing
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     kept_blocks = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
