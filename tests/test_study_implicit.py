@@ -2,6 +2,8 @@
 toxic coverage of LCR's selected codes and the enriched-code overlap, against direct
 computations."""
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -88,6 +90,16 @@ def test_toxic_coverage_counts_toxic_generations_with_selected_codes():
     assert got["token_share"] == pytest.approx(np.mean(share))
     assert got["cleared_with"] == pytest.approx(np.mean(cleared[True]))
     assert got["cleared_without"] == pytest.approx(np.mean(cleared[False]))
+
+
+def test_toxic_coverage_of_an_empty_subset_is_null_not_nan():
+    codes = np.array([[[3, 3, -1], [3, 5, 5]]])  # (R=1, N=2, L=3): every generation has code 3
+    base = np.array([[True, True]])
+    lcr = np.array([[False, True]])
+    got = study.toxic_coverage(codes, base, lcr, [3])
+    assert got["with_selected"] == 1.0 and got["cleared_with"] == 0.5
+    assert got["cleared_without"] is None  # no toxic generation lacks a selected code
+    assert "NaN" not in json.dumps(got) and study._pct(None) == "none"
 
 
 def test_enriched_codes_and_overlap():

@@ -89,7 +89,8 @@ def toxic_coverage(codes: np.ndarray, base_flags: np.ndarray, lcr_flags: np.ndar
     codebooks. Returns {"toxic": number of toxic base generations, "with_selected": share of them
     containing at least one selected code, "token_share": mean share of their tokens that are
     selected, "cleared_with": share of those with a selected code that LCR makes non-toxic,
-    "cleared_without": the same for those without one (LCR leaves their codes unchanged)}."""
+    "cleared_without": the same for those without one (LCR leaves their codes unchanged)}.
+    A share over an empty set is None (JSON null, printed "none"), never NaN."""
     codes, base_flags, lcr_flags = np.asarray(codes), np.asarray(base_flags), np.asarray(lcr_flags)
     valid = codes >= 0
     hit = np.isin(codes, np.asarray(selected, dtype=np.int64)) & valid
@@ -98,12 +99,12 @@ def toxic_coverage(codes: np.ndarray, base_flags: np.ndarray, lcr_flags: np.ndar
     toxic = base_flags.astype(bool)
 
     def cleared(mask):
-        return float((~lcr_flags[mask]).mean()) if mask.any() else float("nan")
+        return float((~lcr_flags[mask]).mean()) if mask.any() else None
 
     return {
         "toxic": int(toxic.sum()),
-        "with_selected": float(has[toxic].mean()) if toxic.any() else float("nan"),
-        "token_share": float(share[toxic].mean()) if toxic.any() else float("nan"),
+        "with_selected": float(has[toxic].mean()) if toxic.any() else None,
+        "token_share": float(share[toxic].mean()) if toxic.any() else None,
         "cleared_with": cleared(toxic & has),
         "cleared_without": cleared(toxic & ~has),
     }
@@ -197,14 +198,16 @@ def lcr_table(variants: Mapping[str, dict], coverage: Mapping[str, dict]) -> str
               "selected code |", "|---|---|---|---|---|"]  # fmt: skip
     for kind, c in coverage.items():
         lines.append(
-            f"| {LABELS[kind]} | {c['toxic']} | {c['with_selected']:.0%} | "
-            f"{c['token_share']:.1%} | {c['cleared_with']:.0%} / {c['cleared_without']:.0%} |"
+            f"| {LABELS[kind]} | {c['toxic']} | {_pct(c['with_selected'])} | "
+            f"{_pct(c['token_share'], '.1%')} | {_pct(c['cleared_with'])} / "
+            f"{_pct(c['cleared_without'])} |"
         )
     return "\n".join(lines)
 
 
-def _pct(x: float) -> str:
-    return f"{x:.0%}".replace("-0%", "0%")
+def _pct(x: float | None, fmt: str = ".0%") -> str:
+    """A share as a percentage; "none" for a share over an empty set (None)."""
+    return "none" if x is None else f"{x:{fmt}}".replace("-0%", "0%")
 
 
 def reading(rows: Mapping[str, dict], shares: Mapping[str, dict], lcr: Mapping | None) -> str:
@@ -258,11 +261,11 @@ def lcr_reading(lcr: Mapping) -> str:
             f"{variants['default']['selected_share'][k]['mean']:.0%} ({LABELS[k]})" for k in KINDS
         )  # fmt: skip
         + " of the base model's layer-0 tokens; of its toxic generations, "
-        + ", ".join(f"{cov[k]['with_selected']:.0%} ({LABELS[k]})" for k in KINDS)
+        + ", ".join(f"{_pct(cov[k]['with_selected'])} ({LABELS[k]})" for k in KINDS)
         + " contain at least one selected code. LCR clears "
-        + ", ".join(f"{cov[k]['cleared_with']:.0%}" for k in KINDS)
+        + ", ".join(_pct(cov[k]["cleared_with"]) for k in KINDS)
         + " of those (explicit, seen, held-out) and "
-        + ", ".join(f"{cov[k]['cleared_without']:.0%}" for k in KINDS)
+        + ", ".join(_pct(cov[k]["cleared_without"]) for k in KINDS)
         + " of the toxic generations without a selected code, whose decoding it does not change"
         " at layer 0 (a nonzero share there comes from other edited layers or the classifier's"
         " noise)."
