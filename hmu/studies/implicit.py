@@ -97,17 +97,19 @@ def toxic_coverage(codes: np.ndarray, base_flags: np.ndarray, lcr_flags: np.ndar
     has = hit.any(-1)  # (R, N)
     share = hit.sum(-1) / np.maximum(valid.sum(-1), 1)
     toxic = base_flags.astype(bool)
-
-    def cleared(mask):
-        return float((~lcr_flags[mask]).mean()) if mask.any() else None
-
+    cleared = ~lcr_flags.astype(bool)
     return {
         "toxic": int(toxic.sum()),
-        "with_selected": float(has[toxic].mean()) if toxic.any() else None,
-        "token_share": float(share[toxic].mean()) if toxic.any() else None,
-        "cleared_with": cleared(toxic & has),
-        "cleared_without": cleared(toxic & ~has),
+        "with_selected": _mean_or_none(has[toxic]),
+        "token_share": _mean_or_none(share[toxic]),
+        "cleared_with": _mean_or_none(cleared[toxic & has]),
+        "cleared_without": _mean_or_none(cleared[toxic & ~has]),
     }
+
+
+def _mean_or_none(values: np.ndarray) -> float | None:
+    """The mean of `values`, or None (JSON null) for an empty selection instead of NaN."""
+    return float(values.mean()) if values.size else None
 
 
 def enriched_codes(usage: np.ndarray, background: np.ndarray, top: int) -> np.ndarray:
