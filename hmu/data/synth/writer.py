@@ -382,7 +382,6 @@ def _summary(meta: pd.DataFrame, config: SynthConfig, keywords: list[str], secon
             float((meta[meta.toxic]["implicit_captions"].map(len) > 0).mean()), 4
         ) if meta.toxic.any() else 0.0,
         "mean_frames_20fps": round(float(meta["frames"].mean()), 2),
-        "mean_seconds": round(float(meta["duration_s"].mean()), 3),
         "actions_per_motion": round(float(base["actions"].map(len).mean()), 3),
         "action_segments": dict(sorted(segs.items())),
         "subsets": dict(sorted(Counter(base["subset"]).items())) if config.layout == "motionx"
