@@ -354,7 +354,7 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _summary(meta: pd.DataFrame, config: SynthConfig, keywords: list[str], seconds: float):
+def _summary(meta: pd.DataFrame, config: SynthConfig, keywords: list[str]) -> dict:
     def share(frame):
         return round(float(frame["toxic"].mean()), 4) if len(frame) else 0.0
 
@@ -410,8 +410,7 @@ def generate_dataset(out_dir: str | Path, config: SynthConfig) -> dict:
     tmp.mkdir()
     try:
         meta = _generate_into(tmp, config)
-        seconds = time.perf_counter() - start
-        summary = _summary(meta, config, config.keyword_list(), seconds)
+        summary = _summary(meta, config, config.keyword_list())
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         if out_dir.exists():
             out_dir.rename(old)
